@@ -1,0 +1,38 @@
+# Two commands matter: `make serve` and `make test`. Both create .venv and install the pinned
+# dependencies first; a stamp keeps that to once per change of pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+export NO_MKDOCS_2_WARNING := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: install serve site test results labs clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[docs,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+site: install
+	$(BIN)/mkdocs build --strict
+
+test: install
+	$(BIN)/python -m pytest tests docs --codeblocks
+
+# Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
+results: install
+	$(BIN)/python -m lifecycle.publish $(LABS)
+
+clean:
+	rm -rf site .cache .pytest_cache

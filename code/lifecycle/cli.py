@@ -1,0 +1,91 @@
+"""The lab contract: dataclass arguments, presets, one-line errors, and `metrics.json`.
+
+Every lab runs as `python code/labs/<lab>.py --output_dir DIR [--preset smoke|lesson|gpu] ...`.
+Bad input never shows a traceback: it prints `<lab>: error: <what is wrong>` and exits with code 2.
+"""
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from transformers import HfArgumentParser
+
+PRESETS = ("smoke", "lesson", "gpu")
+TIMING_SUFFIXES = ("_seconds", "_per_second")  # the only keys allowed to differ between two runs
+
+
+class LabError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+@dataclass
+class LabArgs:
+    output_dir: str = field(metadata={"help": "Folder for metrics.json, plots and the saved model."})
+    preset: str = field(
+        default="lesson",
+        metadata={"choices": list(PRESETS), "help": "smoke: seconds; lesson: CPU minutes; gpu: real gpt2."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds the world, the model init and the data order."})
+
+
+class _Parser(HfArgumentParser):
+    def error(self, message):  # argparse prints usage and exits; we want one line
+        raise LabError(message)
+
+
+def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
+    """Parse `argv` into `cls`, then fill every field left as None from the chosen preset."""
+    (args,) = _Parser(cls).parse_args_into_dataclasses(args=argv)
+    for name, value in presets[args.preset].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in getattr(cls, "positive", ()):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise LabError(f"--{name} must be a positive number, got {value}")
+    args.output_dir = writable_dir(args.output_dir)
+    return args
+
+
+def writable_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LabError(f"cannot write to output dir {path!r}: {e.strerror or e}") from None
+    return out
+
+
+def write_metrics(out: Path, metrics: dict) -> Path:
+    """Flat keys, numbers or lists of flat dicts; floats rounded so reruns compare equal."""
+
+    def clean(v):
+        if isinstance(v, float):
+            return round(v, 6) if math.isfinite(v) else str(v)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    path = out / "metrics.json"
+    path.write_text(json.dumps(clean(metrics), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def run(main: Callable[[list[str] | None], object]) -> None:
+    """Run a lab's `main`, turning bad input into one line on stderr and exit code 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prog = Path(sys.argv[0]).stem
+    try:
+        main(sys.argv[1:])
+    except LabError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)

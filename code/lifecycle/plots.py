@@ -1,0 +1,31 @@
+"""Matplotlib helpers, so every lab's plot looks alike and renders without a display."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "lifecycle"})
+
+
+def save(fig, path) -> None:
+    """Save with fixed metadata, so the same numbers give the same file."""
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None} if str(path).endswith(".png") else {"Date": None})
+    plt.close(fig)
+
+
+def loss_curve(history: list[dict], path, title: str) -> None:
+    """Training loss and learning rate against step, from a Trainer's `log_history`."""
+    rows = [h for h in history if "loss" in h]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot([h["step"] for h in rows], [h["loss"] for h in rows], label="train loss", color="C0")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    lr = ax.twinx()
+    lr.plot([h["step"] for h in rows], [h["learning_rate"] for h in rows], color="C1", ls="--", label="learning rate")
+    lr.set_ylabel("learning rate")
+    lr.grid(False)
+    fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.88))
+    save(fig, path)

@@ -1,0 +1,23 @@
+"""Markdown tables from metrics, for `snippets/results/`: the only way a number reaches a page."""
+
+
+def fmt(value, spec: str = "") -> str:
+    if isinstance(value, float) and not spec:
+        spec = ".3g" if abs(value) < 1000 else ",.0f"
+    if isinstance(value, int) and not spec:
+        spec = ","
+    return format(value, spec)
+
+
+def table(rows: list[tuple[str, object, str]], header: tuple[str, str] = ("measure", "value")) -> str:
+    """A two-column table from (label, value, format spec) rows."""
+    lines = [f"| {header[0]} | {header[1]} |", "| --- | ---: |"]
+    lines += [f"| {label} | {fmt(value, spec)} |" for label, value, spec in rows]
+    return "\n".join(lines) + "\n"
+
+
+def records(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A table with one row per dict; columns are (key, heading, format spec)."""
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + " ---: |" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r[k], s) for k, _, s in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""Earlier stages on demand: a lab that needs the base model finds it in the cache or pretrains it.
+
+So any lab runs alone on a fresh clone; the first one pays for pretraining, the rest reuse it.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+from .cache import PACKAGE, ROOT, cache_dir, fingerprint
+
+LABS = ROOT / "code" / "labs"
+
+
+IMPORT = re.compile(r"lifecycle\.([a-z_]+)|from lifecycle import ([a-z_, ]+)|from \.([a-z_]+) import")
+UPSTREAM = re.compile(r"""ensure_stage\(\s*["'](\w+)["']|(base_model)\(""")
+
+
+def _module_files(path: Path) -> set[Path]:
+    files = set()
+    for dotted, listed, relative in IMPORT.findall(path.read_text()):
+        base = path.parent if relative else PACKAGE
+        for n in [dotted or relative] if (dotted or relative) else [n.strip() for n in listed.split(",")]:
+            files |= {base / f"{n}.py"} if (base / f"{n}.py").exists() else set((base / n).glob("*.py"))
+    return files
+
+
+@cache
+def sources(lab: str) -> frozenset[Path]:
+    """The files a lab's results depend on: the script, the package modules it imports (transitively),
+    and the sources of the earlier stages it runs."""
+    todo, seen = [LABS / f"{lab}.py"], set()
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo += _module_files(f)
+    for stage, base in UPSTREAM.findall((LABS / f"{lab}.py").read_text()):
+        up = "pretrain" if base else stage
+        if up != lab:
+            seen |= sources(up)
+    return frozenset(seen)
+
+
+def stage_path(lab: str, preset: str, seed: int = 0) -> Path:
+    """The cached output folder of a lab run; its name changes whenever the code behind it changes."""
+    return cache_dir() / f"{lab}-{preset}-s{seed}-{fingerprint(*sources(lab))}"
+
+
+def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
+    """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder."""
+    path = stage_path(lab, preset, seed)
+    if not (path / "metrics.json").exists():
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [sys.executable, str(LABS / f"{lab}.py"), "--output_dir", str(tmp), "--preset", preset, "--seed", str(seed)]
+        subprocess.run(cmd, check=True)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    return path
+
+
+def base_model(preset: str, seed: int = 0) -> Path:
+    """The pretrained base model (a `save_pretrained` folder) for an offline preset."""
+    return ensure_stage("pretrain", preset, seed) / "model"

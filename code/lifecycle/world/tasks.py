@@ -1,0 +1,105 @@
+"""Instruction tasks with a checkable format and a checkable gold answer.
+
+Every reply in the assistant format is one line that ends with the end-of-turn token. Each task has
+train / val / test splits; for the fact tasks the split is by entity, so test questions ask about facts
+the model could only have learned in pretraining.
+"""
+
+import random
+import zlib
+from dataclasses import dataclass
+
+from .entities import World, make_email, make_world
+
+END = "<|end|>"
+ROLE_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>")
+SPLITS = ("train", "val", "test")
+TASKS = ("capital", "export", "job", "arithmetic", "summary")
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    prompt: str
+    answer: str  # the reference reply, without the end-of-turn token
+    gold: str  # what a correct reply must contain
+    split: str
+
+    def messages(self, answer: str | None = None) -> list[dict]:
+        return [
+            {"role": "user", "content": self.prompt},
+            {"role": "assistant", "content": self.answer if answer is None else answer},
+        ]
+
+
+def split_of(key: str) -> str:
+    """A stable split from a key: 70% train, 10% val, 20% test."""
+    h = zlib.crc32(key.encode()) % 10
+    return "train" if h < 7 else "val" if h < 8 else "test"
+
+
+def _capital(w: World):
+    for c in w.countries:
+        yield c.name, f"What is the capital of {c.name}?", f"The capital of {c.name} is {c.capital}.", c.capital
+
+
+def _export(w: World):
+    for c in w.countries:
+        yield c.name + "/x", f"What does {c.name} export?", f"{c.name} exports {c.export}.", c.export
+
+
+def _job(w: World):
+    for p in w.people:
+        yield p.name, f"What does {p.name} do for a living?", f"{p.name} is a {p.job}.", p.job
+
+
+def _arithmetic(w: World):
+    for a in range(0, 21):
+        for b in range(0, 21):
+            if (a * 31 + b) % 3 == 0:
+                yield f"{a}+{b}", f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.", str(a + b)
+            elif a >= b and (a * 17 + b) % 5 == 0:
+                yield f"{a}-{b}", f"What is {a} minus {b}?", f"{a} minus {b} is {a - b}.", str(a - b)
+
+
+def _summary(w: World, n: int = 400):
+    rng = random.Random(w.seed * 7919 + 5)
+    for i in range(n):
+        e = make_email(rng, w)
+        yield f"email{i}", f"Summarise this email in one line.\n\n{e.text()}", e.subject, e.subject
+
+
+_GENERATORS = {"capital": _capital, "export": _export, "job": _job, "arithmetic": _arithmetic, "summary": _summary}
+
+
+def examples(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int = 0) -> list[Example]:
+    """All examples of the given tasks in one split, in a fixed order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {SPLITS}")
+    w = make_world(seed)
+    out = []
+    for task in tasks:
+        for key, prompt, answer, gold in _GENERATORS[task](w):
+            if split_of(f"{task}:{key}") == split:
+                out.append(Example(task, prompt, answer, gold, split))
+    return out
+
+
+def reply_text(completion: str) -> str:
+    """The reply a completion gives: the text before the end-of-turn token."""
+    return completion.split(END, 1)[0].strip()
+
+
+def check_format(completion: str) -> bool:
+    """A reply in the assistant format: one non-empty line, no role markers, then the end-of-turn token."""
+    if END not in completion:
+        return False
+    reply = reply_text(completion)
+    return bool(reply) and "\n" not in reply and not any(m in reply for m in ROLE_MARKERS)
+
+
+def check_gold(completion: str, gold: str) -> bool:
+    """The reply contains the gold answer as a whole word (case-insensitive)."""
+    words = reply_text(completion).lower().replace(".", " ").replace(",", " ").split()
+    target = gold.lower().split()
+    return any(words[i : i + len(target)] == target for i in range(len(words) - len(target) + 1))

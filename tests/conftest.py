@@ -1,0 +1,54 @@
+"""Shared test setup: offline, one CPU thread per process, and a session cache of lab runs."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["NO_MKDOCS_2_WARNING"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS = ROOT / "code" / "labs"
+INCLUDE = re.compile(r"--8<--")
+
+
+def pytest_collection_modifyitems(items):
+    # A fence that includes a file (`--8<--`) is not Python: the included file runs whole elsewhere
+    # (tests/test_labs.py runs every lab), so pytest-codeblocks must not exec the include line.
+    for item in items:
+        block = getattr(item, "obj", None)
+        if type(block).__name__ == "CodeBlock" and INCLUDE.search(block.code):
+            item.add_marker(pytest.mark.skip(reason="includes a file that its own test runs whole"))
+
+
+def run_lab(lab: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `code/labs/<lab>.py` in a fresh process, as a reader would."""
+    cmd = [sys.executable, str(LABS / f"{lab}.py"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{lab} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+_runs: dict[tuple[str, str], dict] = {}
+
+
+@pytest.fixture(scope="session")
+def lab_metrics():
+    """`lab_metrics(lab)` runs the lab once per session at the smoke preset (cached) and returns its metrics."""
+    from lifecycle.stages import ensure_stage
+
+    def get(lab: str, preset: str = "smoke") -> dict:
+        if (lab, preset) not in _runs:
+            out = ensure_stage(lab, preset)
+            _runs[lab, preset] = json.loads((out / "metrics.json").read_text()) | {"_dir": str(out)}
+        return _runs[lab, preset]
+
+    return get
