@@ -3,6 +3,7 @@
 So any lab runs alone on a fresh clone; the first one pays for pretraining, the rest reuse it.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -54,12 +55,14 @@ def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
     """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder."""
     path = stage_path(lab, preset, seed)
     if not (path / "metrics.json").exists():
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         cmd = [sys.executable, str(LABS / f"{lab}.py"), "--output_dir", str(tmp), "--preset", preset, "--seed", str(seed)]
         subprocess.run(cmd, check=True)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process finished the same stage first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -7,6 +7,8 @@
   `assistant_only_loss=True` uses to mask everything but the reply.
 """
 
+import os
+import shutil
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -62,7 +64,10 @@ def load_tokenizer(seed: int = 0) -> PreTrainedTokenizerFast:
     """The world's tokenizer, trained once and then loaded from the cache with `from_pretrained`."""
     path = tokenizer_path(seed)
     if not (path / "tokenizer.json").exists():
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         train_tokenizer(seed).save_pretrained(tmp)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process saved it first
+            shutil.rmtree(tmp, ignore_errors=True)
     return AutoTokenizer.from_pretrained(path)
