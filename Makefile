@@ -32,6 +32,7 @@ test: install
 
 # Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
 results: install
+	$(BIN)/python -m lifecycle.tables
 	$(BIN)/python -m lifecycle.publish $(LABS)
 
 clean:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +15,6 @@ os.environ["NO_MKDOCS_2_WARNING"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = ROOT / "code" / "labs"
-INCLUDE = re.compile(r"--8<--")
-
-
-def pytest_collection_modifyitems(items):
-    # A fence that includes a file (`--8<--`) is not Python: the included file runs whole elsewhere
-    # (tests/test_labs.py runs every lab), so pytest-codeblocks must not exec the include line.
-    for item in items:
-        block = getattr(item, "obj", None)
-        if type(block).__name__ == "CodeBlock" and INCLUDE.search(block.code):
-            item.add_marker(pytest.mark.skip(reason="includes a file that its own test runs whole"))
-
 
 def run_lab(lab: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run `code/labs/<lab>.py` in a fresh process, as a reader would."""
