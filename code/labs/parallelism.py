@@ -359,7 +359,7 @@ def main(argv=None):
         "pp_bubble_theory": [dict(microbatches=r["microbatches"], bubble=r["bubble_theory"]) for r in bubble],
         "pp_bubble_measured": [dict(microbatches=r["microbatches"], bubble=r["bubble_measured"]) for r in bubble],
         "pp_stage_seconds": [
-            dict(stage=s, forward=f, backward=b)
+            dict(stage=s, forward_ms=1e3 * f, backward_ms=1e3 * b)
             for s, (f, b) in enumerate(zip(raw["bubble"]["forward_seconds"], raw["bubble"]["backward_seconds"]))
         ],
         "shapes": raw["shapes"],
@@ -372,6 +372,10 @@ def main(argv=None):
         ("bubble_theory", "theory (p-1)/(m+p-1)", ".3f"),
         ("bubble_measured", "GPipe timeline, measured stage times", ".3f"),
         ("step_ms", "step time (ms)", ".1f"),
+    ]) + "\n" + report.records(metrics["pp_stage_seconds"], [
+        ("stage", "stage (rank)", ""),
+        ("forward_ms", "forward, one micro-batch (ms)", ".2f"),
+        ("backward_ms", "backward, one micro-batch (ms)", ".2f"),
     ]))
     bubble_plot(bubble, args.output_dir / "bubble.png")
     m = raw["metrics"]
