@@ -37,6 +37,11 @@ DOCS = ROOT / "docs"
 
 DIFFICULTY = {"🟢": "warm-up", "🟡": "core", "🔴": "hard"}
 ANKI_DIFFICULTY = {"🟢": "green", "🟡": "yellow", "🔴": "red"}
+ICON = {d: d for d in DIFFICULTY}  # plain text: twemoji shortcodes would load SVGs from a CDN
+LAB_TITLES = {"pretrain": "GPT-2 from scratch", "curation": "data curation", "sft": "SFT",
+              "chat_template": "chat templates", "forgetting": "forgetting", "reward": "reward model",
+              "ppo": "PPO", "dpo": "DPO", "memory": "memory", "parallelism": "parallelism",
+              "mechanics": "mechanics"}
 SOURCES = {"self-check", "interview"}
 QUESTION_FIELDS = {"id", "question", "topic", "difficulty", "answer_30s", "deeper", "common_mistake",
                    "follow_ups", "links"}
@@ -169,7 +174,7 @@ def learn_see(links: dict, card: dict, page: str, results: Path | None) -> str:
     parts = [f"**Learn it:** [{label}]({rel(targets[0][1], page)})"]
     lab, metric = links.get("lab"), links.get("metric")
     if lab:
-        see = f"**See it:** [the {lab.replace('_', ' ')} lab]({rel(f'labs/{lab}.md', page)})"
+        see = f"**See it:** [the {LAB_TITLES.get(lab, lab)} lab]({rel(f'labs/{lab}.md', page)})"
         if metric:
             see += f", metric `{metric}`"
             value = published_value(results, lab, metric)
@@ -193,14 +198,14 @@ def published_value(results: Path | None, lab: str, metric: str) -> str | None:
 
 def topic_page(topic: dict, questions: list[dict], card: dict, results: Path | None) -> str:
     page = f"questions/{topic['id']}.md"
-    counts = " · ".join(f"{d} {sum(q['difficulty'] == d for q in questions)}" for d in DIFFICULTY)
+    counts = " · ".join(f"{ICON[d]} {sum(q['difficulty'] == d for q in questions)}" for d in DIFFICULTY)
     out = [f"# {topic['title']}", "",
            f"{len(questions)} questions ({counts}). Say your answer out loud, then open the 30-second answer. "
            f"[All topics and difficulties](index.md) · [Drill them as flashcards](../flashcards.md)", ""]
     for q in questions:
         origin = {"self-check": " · from the card's self-check", "interview": " · an interview phrasing from the card"}
         out += [f"## {q['question']} {{#{q['id']}}}", "",
-                f"{q['difficulty']} {DIFFICULTY[q['difficulty']]}{origin.get(q.get('source'), '')}", "",
+                f"{ICON[q['difficulty']]} {DIFFICULTY[q['difficulty']]}{origin.get(q.get('source'), '')}", "",
                 '??? success "30-second answer"', "", indent(q["answer_30s"]), "",
                 '??? note "Deeper"', "", indent(q["deeper"]), "",
                 '??? warning "Common mistake"', "", indent(q["common_mistake"]), "",
@@ -217,7 +222,7 @@ def question_link(q: dict, page: str) -> str:
 def index_fragment(bank: dict, card: dict) -> str:
     page, qs = "questions/index.md", bank["questions"]
     titles = {t["id"]: t["title"] for t in bank["topics"]}
-    out = ["## By topic", "", "| Topic | Questions | " + " | ".join(DIFFICULTY) + " |",
+    out = ["## By topic", "", "| Topic | Questions | " + " | ".join(ICON.values()) + " |",
            "|---|--:|" + "--:|" * len(DIFFICULTY)]
     for t in bank["topics"]:
         mine = [q for q in qs if q["topic"] == t["id"]]
@@ -226,7 +231,7 @@ def index_fragment(bank: dict, card: dict) -> str:
     out += ["", "## By difficulty", ""]
     for d, name in DIFFICULTY.items():
         mine = [q for q in qs if q["difficulty"] == d]
-        out += [f"### {d} {name.capitalize()} ({len(mine)}) {{#difficulty-{name}}}", "",
+        out += [f"### {ICON[d]} {name.capitalize()} ({len(mine)}) {{#difficulty-{name}}}", "",
                 "| Question | Topic | Learn it |", "|---|---|---|"]
         out += [f"| {question_link(q, page)} | {titles[q['topic']]} | {q['links']['section'].replace('-', '–')} |"
                 for q in mine]
@@ -235,7 +240,7 @@ def index_fragment(bank: dict, card: dict) -> str:
                             ("interview", "The card's interview phrasings")):
         mine = [q for q in qs if q.get("source") == source]
         out += [f"## {heading}", "", "| # | Question | Difficulty |", "|--:|---|:-:|"]
-        out += [f"| {i} | {question_link(q, page)} | {q['difficulty']} |" for i, q in enumerate(mine, 1)]
+        out += [f"| {i} | {question_link(q, page)} | {ICON[q['difficulty']]} |" for i, q in enumerate(mine, 1)]
         out.append("")
     return "\n".join(out)
 
@@ -273,11 +278,11 @@ def checklist_fragment(bank: dict, card: dict) -> str:
 def deck(bank: dict) -> dict:
     titles = {t["id"]: t["title"] for t in bank["topics"]}
     cards = [{"id": q["id"], "question": q["question"], "topic": q["topic"], "topic_title": titles[q["topic"]],
-              "difficulty": q["difficulty"], "answer_html": md_html(q["answer_30s"]),
+              "difficulty": q["difficulty"], "level": DIFFICULTY[q["difficulty"]], "answer_html": md_html(q["answer_30s"]),
               "deeper_html": md_html(q["deeper"]), "mistake_html": md_html(q["common_mistake"]),
               "page": f"questions/{q['topic']}.md", "anchor": q["id"]} for q in bank["questions"]]
     return {"version": 1, "topics": [{"id": t["id"], "title": t["title"]} for t in bank["topics"]],
-            "difficulties": list(DIFFICULTY), "cards": cards}
+            "difficulties": [{"id": d, "title": f"{d} {name}"} for d, name in DIFFICULTY.items()], "cards": cards}
 
 
 def anki_tsv(bank: dict) -> str:

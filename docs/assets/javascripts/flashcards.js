@@ -24,7 +24,7 @@
     let current = null;
 
     for (const t of deck.topics) topic.add(new Option(t.title, t.id));
-    for (const d of deck.difficulties) difficulty.add(new Option(d, d));
+    for (const d of deck.difficulties) difficulty.add(new Option(d.title, d.id));
     const saved = load(FILTER, {});
     topic.value = saved.topic || "";
     difficulty.value = saved.difficulty || "";
@@ -47,7 +47,7 @@
       $("fc-card").dataset.fcCardId = current ? current.id : "";
       if (!current) return;
       const s = states[current.id];
-      $("fc-meta").textContent = current.difficulty + " " + current.topic_title +
+      $("fc-meta").textContent = current.difficulty + " " + current.level + " · " + current.topic_title +
         (s && s.due !== null && s.due !== undefined ? " · review" : " · new");
       $("fc-question").textContent = current.question;
       $("fc-answer").innerHTML = current.answer_html +
