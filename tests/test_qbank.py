@@ -61,6 +61,15 @@ def test_metric_keys_come_from_published_results_first(tmp_path, source):
     assert qbank.published_keys(tmp_path, "sft") == {"only_in_results", "runs", "runs.x"}
 
 
+def test_pages_quote_published_results_and_only_those(tmp_path, source):
+    bank, card = source
+    (tmp_path / "ppo.json").write_text(json.dumps({"runs": [{"kl_coef": 0.0, "kl_final": 3.25},
+                                                            {"kl_coef": 0.05, "kl_final": 0.5}]}))
+    ppo = qbank.render(bank, card, tmp_path)["questions/ppo.md"]
+    assert "metric `runs.kl_final` (measured at the lesson preset: kl_coef 0: 3.25; kl_coef 0.05: 0.5)" in ppo
+    assert "measured at the lesson preset" not in qbank.render(bank, card, tmp_path)["questions/memory.md"]
+
+
 def test_coverage(source):
     bank, _ = source
     qs = bank["questions"]

@@ -191,8 +191,10 @@ def published_value(results: Path | None, lab: str, metric: str) -> str | None:
     data = json.loads(path.read_text())
     key, _, field = metric.partition(".")
     value = data.get(key)
-    if field and isinstance(value, list):
-        return ", ".join(fmt(row.get(field)) for row in value if isinstance(row, dict)) or None
+    if field and isinstance(value, list):  # label each row by its first other key: "kl_coef 0: 3.1; ..."
+        rows = [row for row in value if isinstance(row, dict) and field in row]
+        labels = [next((f"{k} {fmt(v)}: " for k, v in row.items() if k != field), "") for row in rows]
+        return "; ".join(label + fmt(row[field]) for label, row in zip(labels, rows)) or None
     return fmt(value) if isinstance(value, (int, float)) else None
 
 
