@@ -204,8 +204,8 @@ def topic_page(topic: dict, questions: list[dict], card: dict, results: Path | N
     out = [f"# {topic['title']}", "",
            f"{len(questions)} questions ({counts}). Say your answer out loud, then open the 30-second answer. "
            f"[All topics and difficulties](index.md) · [Drill them as flashcards](../flashcards.md)", ""]
+    origin = {"self-check": " · from the card's self-check", "interview": " · an interview phrasing from the card"}
     for q in questions:
-        origin = {"self-check": " · from the card's self-check", "interview": " · an interview phrasing from the card"}
         out += [f"## {q['question']} {{#{q['id']}}}", "",
                 f"{ICON[q['difficulty']]} {DIFFICULTY[q['difficulty']]}{origin.get(q.get('source'), '')}", "",
                 '??? success "30-second answer"', "", indent(q["answer_30s"]), "",
@@ -224,7 +224,8 @@ def question_link(q: dict, page: str) -> str:
 def index_fragment(bank: dict, card: dict) -> str:
     page, qs = "questions/index.md", bank["questions"]
     titles = {t["id"]: t["title"] for t in bank["topics"]}
-    out = ["## By topic", "", "| Topic | Questions | " + " | ".join(ICON.values()) + " |",
+    levels = " | ".join(f"{ICON[d]} {name}" for d, name in DIFFICULTY.items())
+    out = ["## By topic", "", f"| Topic | Questions | {levels} |",
            "|---|--:|" + "--:|" * len(DIFFICULTY)]
     for t in bank["topics"]:
         mine = [q for q in qs if q["topic"] == t["id"]]
@@ -280,8 +281,9 @@ def checklist_fragment(bank: dict, card: dict) -> str:
 def deck(bank: dict) -> dict:
     titles = {t["id"]: t["title"] for t in bank["topics"]}
     cards = [{"id": q["id"], "question": q["question"], "topic": q["topic"], "topic_title": titles[q["topic"]],
-              "difficulty": q["difficulty"], "level": DIFFICULTY[q["difficulty"]], "answer_html": md_html(q["answer_30s"]),
-              "deeper_html": md_html(q["deeper"]), "mistake_html": md_html(q["common_mistake"]),
+              "difficulty": q["difficulty"], "level": DIFFICULTY[q["difficulty"]],
+              "answer_html": md_html(q["answer_30s"]), "deeper_html": md_html(q["deeper"]),
+              "mistake_html": md_html(q["common_mistake"]),
               "page": f"questions/{q['topic']}.md", "anchor": q["id"]} for q in bank["questions"]]
     return {"version": 1, "topics": [{"id": t["id"], "title": t["title"]} for t in bank["topics"]],
             "difficulties": [{"id": d, "title": f"{d} {name}"} for d, name in DIFFICULTY.items()], "cards": cards}
@@ -402,7 +404,8 @@ def on_post_page(output, page, config):
 
 def main(argv: list[str] | None = None) -> int:
     bank, card = load()
-    problems = check(bank, card, results=RESULTS, lab_keys=yaml.safe_load((ROOT / "tests" / "data" / "lab_keys.yaml").read_text()))
+    lab_keys = yaml.safe_load((ROOT / "tests" / "data" / "lab_keys.yaml").read_text())
+    problems = check(bank, card, results=RESULTS, lab_keys=lab_keys)
     print("\n".join(problems) or f"{len(bank['questions'])} questions, {len(bank['failures'])} failure cards: valid")
     return 1 if problems else 0
 
