@@ -250,10 +250,15 @@ def write_tables(args, m) -> None:
     (out / "zero.md").write_text(report.records(m["zero"], [("zero_stage", "ZeRO stage", ""), ("gb_per_gpu", "GB per GPU", ".1f")]))
 
 
+class EstimateParser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every lab
+        raise LabError(f"estimate: {message}")
+
+
 # --8<-- [start:estimate]
 def estimate_cli(argv: list[str]) -> dict:
     """`estimate`: the calculator alone, for any size: `--params N` or `--model NAME`."""
-    p = argparse.ArgumentParser(prog="memory.py estimate", exit_on_error=False)
+    p = EstimateParser(prog="memory.py estimate")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--params", type=float, help="parameter count, e.g. 7.5e9")
     which.add_argument("--model", choices=[*GPT2_FAMILY, "llama-2-7b"], help="a named shape (gives KV cache, activations)")
@@ -265,10 +270,7 @@ def estimate_cli(argv: list[str]) -> dict:
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing: keep block inputs only")
     p.add_argument("--inference-dtype", default="fp16", choices=list(DTYPE_BYTES), help="weights and KV cache dtype")
     p.add_argument("--json", action="store_true", help="print JSON")
-    try:
-        a = p.parse_args(argv)
-    except (argparse.ArgumentError, SystemExit) as e:
-        raise LabError(f"estimate: {e}") from None
+    a = p.parse_args(argv)
     if a.gpus <= 0 or (a.params is not None and a.params <= 0):
         raise LabError("estimate: --gpus and --params must be positive")
     shape, params = None, a.params
