@@ -58,7 +58,7 @@ PRESETS = {
 def batches(ids: torch.Tensor, steps: int, batch_size: int, seed: int):
     """The data order: a seeded generator, so two runs see the same batches."""
     g = torch.Generator().manual_seed(seed)
-    return [ids[torch.randint(0, len(ids), (batch_size,), generator=g)] for _ in range(steps)]
+    return [ids[torch.randint(0, len(ids), (batch_size,), generator=g).to(ids.device)] for _ in range(steps)]
 
 
 # --8<-- [start:schedule]
@@ -157,7 +157,7 @@ def uneven_batch(ids: torch.Tensor, n: int, pad_id: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(4, ids.shape[1] + 1, (n,), generator=g)
     x = ids[:n].clone()
-    mask = torch.arange(ids.shape[1]) < lengths[:, None]
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).to(ids.device)
     return x.masked_fill(~mask, pad_id), mask.long(), x.masked_fill(~mask, -100)
 
 
@@ -224,8 +224,9 @@ def run_steps(model, optimizer, scheduler, data, start: int, stop: int):
 
 
 def save(path, model, optimizer, scheduler, step):
+    rng = {"cpu": torch.get_rng_state()} | ({"cuda": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "step": step}, path)
+                "rng": rng, "step": step}, path)
 
 
 def resume(new_model, path, lr, warmup, steps, restore_rng=True):
@@ -235,7 +236,9 @@ def resume(new_model, path, lr, warmup, steps, restore_rng=True):
     optimizer.load_state_dict(state["optimizer"])  # Adam's moments and step counts
     scheduler.load_state_dict(state["scheduler"])  # where the learning rate is on its curve
     if restore_rng:
-        torch.set_rng_state(state["rng"])  # the next dropout masks
+        torch.set_rng_state(state["rng"]["cpu"])  # the next dropout masks
+        if "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"])
     return optimizer, scheduler, state["step"]
 # --8<-- [end:resume]
 
@@ -307,11 +310,14 @@ def main(argv=None):
         raise LabError(f"--model {args.model!r}: expected one of {', '.join(SIZES)}")
     if args.resume_at >= args.steps:
         raise LabError(f"--resume_at {args.resume_at} must be below --steps {args.steps}")
+    device = "cuda" if args.preset == "gpu" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LabError("--preset gpu needs a CUDA GPU; run offline with --preset lesson or --preset smoke")
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(1)
     tokenizer = load_tokenizer(args.seed)
-    ids = blocks(tokenizer, [d.text for d in web_corpus("train", n_docs=1500, seed=args.seed)], args.block_size)
-    make_model = lambda: build_model(args.model, tokenizer, args.seed)
+    ids = blocks(tokenizer, [d.text for d in web_corpus("train", n_docs=1500, seed=args.seed)], args.block_size).to(device)
+    make_model = lambda: build_model(args.model, tokenizer, args.seed).to(device)
     data = batches(ids, args.steps, args.batch_size, args.seed)
 
     # --8<-- [start:run]

@@ -140,23 +140,26 @@ def zero_rows() -> list[dict]:
 
 
 def breakdown_plot(rows: list[dict], path) -> None:
-    """Stacked bytes per training component: the weights are the smallest part."""
+    """Each model's training memory as shares of its total: the weights are the smallest part."""
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
     names = [r["model"] for r in rows]
     parts = [("weights (bf16)", [r["weights_gb"] for r in rows]),
              ("gradients (bf16)", [r["weights_gb"] for r in rows]),
              ("AdamW: fp32 master + 2 moments", [r["model_states_gb"] - 2 * r["weights_gb"] for r in rows]),
              ("activations (1×1024 tokens)", [r["activations_gb"] for r in rows])]
+    totals = [r["training_gb"] for r in rows]
     left = [0.0] * len(rows)
     for label, values in parts:
-        ax.barh(names, values, left=left, label=label)
-        left = [a + b for a, b in zip(left, values)]
-    ax.set_xscale("log")
-    ax.set_xlim(0.1, max(left) * 1.5)
-    ax.set_xlabel("GB per device (log scale)")
-    ax.set_title("Training memory: optimizer states and activations dominate the weights")
+        shares = [100 * v / t for v, t in zip(values, totals)]
+        ax.barh(names, shares, left=left, label=label)
+        left = [a + b for a, b in zip(left, shares)]
+    for i, t in enumerate(totals):
+        ax.text(101, i, f"{t:.0f} GB" if t >= 10 else f"{t:.1f} GB", va="center", fontsize=8)
+    ax.set_xlim(0, 115)
+    ax.set_xlabel("share of training memory per device (%)")
+    ax.set_title("Optimizer states and activations dominate the weights")
     ax.invert_yaxis()
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.45, -0.2), ncol=2)
     plots.save(fig, path)
 
 
