@@ -47,7 +47,7 @@ class Args(LabArgs):
 PRESETS = {
     "smoke": dict(model="smoke", steps=60, batch_size=16, block_size=64, peak_lr=1e-1, warmup_steps=20,
                   accum_steps=4, resume_at=5, loss_tokens=512),
-    "lesson": dict(model="lesson", steps=60, batch_size=16, block_size=64, peak_lr=3e-2, warmup_steps=15,
+    "lesson": dict(model="lesson", steps=60, batch_size=16, block_size=64, peak_lr=3e-2, warmup_steps=20,
                    accum_steps=4, resume_at=10, loss_tokens=1024),
     "gpu": dict(model="gpt2", steps=200, batch_size=8, block_size=256, peak_lr=3e-3, warmup_steps=50,
                 accum_steps=4, resume_at=20, loss_tokens=4096),
@@ -203,6 +203,8 @@ def checkpointing(model, x, repeats: int = 3) -> dict:
         start = time.perf_counter()
         for _ in range(repeats):
             step()
+        if x.is_cuda:
+            torch.cuda.synchronize()
         out[f"time_{name}"] = (time.perf_counter() - start) / repeats
         model.zero_grad()
     model.activation_checkpointing_disable()

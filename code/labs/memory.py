@@ -53,8 +53,8 @@ def shapes(spec: str) -> list[tuple[int, int, int]]:
         out = [tuple(int(x) for x in s.split("x")) for s in spec.split(",")]
     except ValueError:
         raise LabError(f"--sizes {spec!r}: expected LAYERSxWIDTHxHEADS, comma-separated") from None
-    for n_layer, n_embd, n_head in out:
-        if len((n_layer, n_embd, n_head)) != 3 or min(n_layer, n_embd, n_head) <= 0 or n_embd % n_head:
+    for size in out:
+        if len(size) != 3 or min(size) <= 0 or size[1] % size[2]:
             raise LabError(f"--sizes {spec!r}: each size needs positive numbers, width divisible by heads")
     return out
 

@@ -206,10 +206,11 @@ def state_bytes(model, optimizer) -> dict[str, int]:
 def estimate(
     params: float, gpus: int = 1, zero_stage: int = 0, mixed_precision: bool = True,
     shape: tuple[int, int, int, int] | None = None, batch: int | None = None, seq_len: int | None = None,
-    checkpointing: bool = False, inference_dtype: str = "fp16", kv_batch: int = 1, kv_seq_len: int | None = None,
+    checkpointing: bool = False, inference_dtype: str = "fp16", kv_batch: int | None = None, kv_seq_len: int | None = None,
 ) -> dict[str, float]:
     """Training and inference memory per device. `shape` = (n_layer, n_embd, n_head, vocab) enables
-    activations (needs batch and seq_len, per device) and the KV cache; otherwise they are left out.
+    activations (needs batch and seq_len, per device) and the KV cache (for the same batch and length, or
+    one 1,024-token sequence); otherwise they are left out.
 
     Activations use the HF GPT-2 formula above with 2-byte floats under mixed precision (4 in fp32)."""
     states = model_states(params, gpus, zero_stage, mixed_precision)
@@ -227,7 +228,7 @@ def estimate(
             act = activation_bytes(n_layer, n_embd, n_head, vocab, batch, seq_len, checkpointing,
                                    float_bytes=2 if mixed_precision else 4)
             out |= {"activation_bytes": act, "training_bytes_per_gpu": states.total + act}
-        kv = kv_cache_bytes(n_layer, n_embd, kv_batch, kv_seq_len or seq_len or 1024, inference_dtype)
+        kv = kv_cache_bytes(n_layer, n_embd, kv_batch or batch or 1, kv_seq_len or seq_len or 1024, inference_dtype)
         out["kv_cache_bytes"] = kv
     out["inference_bytes"] = inference_bytes(params, inference_dtype, kv)
     return out
