@@ -23,7 +23,7 @@ from transformers import get_cosine_schedule_with_warmup, set_seed
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.evaluation import blocks
-from lifecycle.memory import saved_activation_bytes
+from lifecycle.memory import enable_checkpointing, saved_activation_bytes
 from lifecycle.models import SIZES, build_model
 from lifecycle.tokenizer import load_tokenizer
 from lifecycle.world import web_corpus
@@ -50,7 +50,7 @@ PRESETS = {
     "lesson": dict(model="lesson", steps=60, batch_size=16, block_size=64, peak_lr=3e-2, warmup_steps=20,
                    accum_steps=4, resume_at=10, loss_tokens=1024),
     "gpu": dict(model="gpt2", steps=200, batch_size=8, block_size=256, peak_lr=3e-3, warmup_steps=50,
-                accum_steps=4, resume_at=20, loss_tokens=4096),
+                accum_steps=4, resume_at=20, loss_tokens=2048),
 }
 # --8<-- [end:args]
 
@@ -195,7 +195,7 @@ def checkpointing(model, x, repeats: int = 3) -> dict:
     out = {}
     for name, on in [("off", False), ("on", True)]:
         if on:
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(model)
         step = lambda: model(x, labels=x).loss.backward()
         calls.clear()
         out[f"saved_{name}"] = saved_activation_bytes(model, step)
@@ -207,7 +207,6 @@ def checkpointing(model, x, repeats: int = 3) -> dict:
             torch.cuda.synchronize()
         out[f"time_{name}"] = (time.perf_counter() - start) / repeats
         model.zero_grad()
-    model.activation_checkpointing_disable()
     return {"checkpointing_activation_ratio": out["saved_on"] / out["saved_off"],
             "checkpointing_forward_ratio": out["forwards_on"] / out["forwards_off"],
             "checkpointing_time_ratio": out["time_on"] / out["time_off"],  # noisy: a timing, not a count
@@ -316,7 +315,8 @@ def main(argv=None):
     if device == "cuda" and not torch.cuda.is_available():
         raise LabError("--preset gpu needs a CUDA GPU; run offline with --preset lesson or --preset smoke")
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(1)
+    if device == "cpu":
+        torch.set_num_threads(1)  # one thread: same numbers on any CPU count, stable timings on a busy machine
     tokenizer = load_tokenizer(args.seed)
     ids = blocks(tokenizer, [d.text for d in web_corpus("train", n_docs=1500, seed=args.seed)], args.block_size).to(device)
     make_model = lambda: build_model(args.model, tokenizer, args.seed).to(device)

@@ -26,7 +26,7 @@ from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.memory import (
     DTYPE_BYTES, GPT2_FAMILY, LLAMA2_7B, activation_bytes, estimate, exact_adamw_state_bytes, gpt2_param_tensors,
-    korthikanti_activation_bytes, llama_params, params_from_config, saved_activation_bytes, state_bytes,
+    enable_checkpointing, korthikanti_activation_bytes, llama_params, params_from_config, saved_activation_bytes, state_bytes,
 )
 
 
@@ -90,7 +90,7 @@ def activation_check(cfg: GPT2Config, ids: torch.Tensor, checkpointing: bool) ->
     """Bytes autograd saves for backward (measured) against the formula, and against Korthikanti's."""
     model = GPT2LMHeadModel(cfg).to(ids.device).train()
     if checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     measured = saved_activation_bytes(model, lambda: model(ids, labels=ids).loss.backward())
     b, s = ids.shape
     shape = (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size)
@@ -184,8 +184,9 @@ def main(argv=None):
         return estimate_cli(argv[1:])
     args = parse(Args, PRESETS, argv)
     transformers.logging.set_verbosity_error()
-    torch.set_num_threads(1)
     device = "cuda" if args.preset == "gpu" else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)
     if device == "cuda" and not torch.cuda.is_available():
         raise LabError("--preset gpu needs a CUDA GPU; run offline with --preset lesson or --preset smoke")
 

@@ -167,6 +167,14 @@ def korthikanti_activation_bytes(n_layer: int, n_embd: int, n_head: int, batch: 
 
 
 # --8<-- [start:measure]
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing on an HF model (non-reentrant): transformers 5 renamed the switch."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:  # transformers 4.x and early 5.x
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def saved_activation_bytes(model, step) -> int:
     """Bytes autograd saves for backward while `step()` runs a forward pass: each storage once, weights excluded.
 
