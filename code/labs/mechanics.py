@@ -146,7 +146,6 @@ def underflow(tokens: int, vocab: int = 50257) -> dict:
         grad, grad_w = logits_grad(tokens, vocab, dtype, scaler)
         out[f"{name}_underflow_fraction"] = ((grad == 0) & nonzero).sum().item() / nonzero.sum().item()
         out[f"{name}_weight_grad_rel_error"] = ((grad_w - ref_w).norm() / ref_w.norm()).item()
-    out["median_logit_grad"] = ref.abs().median().item()
     return out
 # --8<-- [end:precision]
 
