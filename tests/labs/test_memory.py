@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import LABS, ROOT, run_lab
-from lifecycle.cli import TIMING_SUFFIXES
+from lifecycle.cli import TIMING_SUFFIXES, LabError
 
 sys.path.insert(0, str(LABS))
 import memory as lab  # noqa: E402
@@ -74,12 +74,9 @@ def test_lesson_results_reproduce(lab_metrics):
     "args, message",
     [
         (["estimate", "--gpus", "8"], "one of the arguments --params --model is required"),
-        (["estimate", "--params", "1e9", "--zero-stage", "4"], "--zero-stage"),
-        (["estimate", "--params", "-1"], "must be positive"),
-        (["--output_dir", "{tmp}", "--preset", "smoke", "--sizes", "2x64"], "--sizes"),
         (["--output_dir", "{tmp}", "--preset", "smoke", "--sizes", "2x64x3"], "divisible"),
     ],
-    ids=["estimate-no-size", "estimate-bad-stage", "estimate-negative", "sizes-short", "sizes-heads"],
+    ids=["estimate-no-size", "sizes-heads"],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     proc = run_lab("memory", *[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)
@@ -87,3 +84,18 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("memory: error:"), proc.stderr[-2000:]
     assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["estimate", "--params", "1e9", "--zero-stage", "4"], "--zero-stage"),
+        (["estimate", "--params", "-1"], "must be positive"),
+        (["--output_dir", "{tmp}", "--preset", "smoke", "--sizes", "2x64"], "--sizes"),
+    ],
+    ids=["estimate-bad-stage", "estimate-negative", "sizes-short"],
+)
+def test_bad_input_raises_lab_error(args, message, tmp_path):
+    """The same errors in-process (cheaper than a subprocess each); `run` turns LabError into one line."""
+    with pytest.raises(LabError, match=message):
+        lab.main([a.replace("{tmp}", str(tmp_path)) for a in args])
