@@ -25,8 +25,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, set_seed
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.memory import (
-    DTYPE_BYTES, GPT2_FAMILY, LLAMA2_7B, activation_bytes, estimate, exact_adamw_state_bytes, gpt2_param_tensors,
-    enable_checkpointing, korthikanti_activation_bytes, llama_params, params_from_config, saved_activation_bytes, state_bytes,
+    DTYPE_BYTES, GPT2_FAMILY, LLAMA2_7B, activation_bytes, enable_checkpointing, estimate, exact_adamw_state_bytes,
+    gpt2_param_tensors, gpt2_params, korthikanti_activation_bytes, llama_params, params_from_config,
+    saved_activation_bytes, state_bytes,
 )
 
 
@@ -128,8 +129,6 @@ def family_rows(batch: int = 1, seq_len: int = 1024) -> list[dict]:
 
 
 def _gpt2(shape) -> int:
-    from lifecycle.memory import gpt2_params
-
     return gpt2_params(shape[0], shape[1], shape[3])
 
 
