@@ -65,6 +65,21 @@ def classify(page: str, url: str):
     return ("internal", path, unquote(target.fragment))
 
 
+def test_mkdocs_yml_has_no_duplicate_keys():
+    """YAML keeps the last of two equal keys silently: two branches that each add `hooks:` would lose one."""
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            assert not dupes, f"mkdocs.yml line {node.start_mark.line + 1}: duplicate keys {dupes}"
+            return super().construct_mapping(node, deep=deep)
+
+    Strict.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+    yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Strict)
+
+
 def test_build_time_budget(site):
     seconds = float((site / ".build-seconds").read_text())
     assert seconds <= BUILD_BUDGET_SECONDS, f"mkdocs build --strict took {seconds:.1f} s"
