@@ -38,7 +38,11 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
+_STARTED = time.perf_counter()  # when pytest imported this conftest: about the start of the session
+
+
 def pytest_terminal_summary(terminalreporter):
+    BUDGETS["test session so far"] = f"{time.perf_counter() - _STARTED:.0f} s (make test budget 600 s)"
     if BUDGETS:
         terminalreporter.section("site budgets (measured)")
         for name, value in BUDGETS.items():
