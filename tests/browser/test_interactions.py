@@ -108,17 +108,18 @@ def test_site_works_from_file_with_the_network_off(browser, site):
     assert not errors, f"console errors: {errors}"
 
 
-def widget_or_skip(page, selector: str, what: str):
-    """The interview-prep pages bring these widgets; until they are merged, say so and skip."""
-    if page.locator(selector).count() == 0:
-        pytest.skip(f"{what}: the page has no {selector} yet (it comes with the interview-prep pages)")
+def widget_or_skip(page, selector: str, marker: str, what: str):
+    """The interview-prep pages bring these widgets; until they are merged, say so and skip.
+    (`selector` alone can match a heading's id, so `marker` must be inside it.)"""
+    if page.locator(f"{selector}:has({marker}), {selector}{marker}").count() == 0:
+        pytest.skip(f"{what}: the page has no {selector} widget yet (it comes with the interview-prep pages)")
     page.wait_for_selector(f"{selector}[data-ready]", state="attached")
 
 
 def test_flashcard_reveal_and_grade_survive_a_reload(fresh, server):
     page = fresh.new_page()
     page.goto(server + "flashcards.html")
-    widget_or_skip(page, "#flashcards", "flashcards")
+    widget_or_skip(page, "#flashcards", "#fc-reveal", "flashcards")
     fresh_count = lambda: int(page.locator("#fc-new-count").inner_text())
     card = lambda: page.get_attribute("#fc-card", "data-fc-card-id")
     first, new_before = card(), fresh_count()
@@ -137,7 +138,7 @@ def test_flashcard_reveal_and_grade_survive_a_reload(fresh, server):
 def test_checklist_tick_survives_a_reload(fresh, server):
     page = fresh.new_page()
     page.goto(server + "checklist.html")
-    widget_or_skip(page, "#health-checklist", "checklist")
+    widget_or_skip(page, "#health-checklist", "[data-ids]", "checklist")
     box = page.locator("#health-checklist input[type=checkbox]").first
     assert box.is_enabled() and not box.is_checked()
     box.click(force=True)  # a real click where the box is drawn (the theme's indicator covers the input)
