@@ -112,10 +112,11 @@ class Guard:
     """Routes every request: the site's own go through, anything else is recorded and aborted."""
 
     def __init__(self, base: str):
-        self.base, self.outside, self.bytes, self.requests = base, [], 0, 0
+        self.base = base
+        self.reset()
 
     def reset(self):
-        self.outside, self.bytes, self.requests = [], 0, 0
+        self.outside, self.missing, self.bytes, self.requests = [], [], 0, 0
 
     def route(self, route):
         url = route.request.url
@@ -129,6 +130,8 @@ class Guard:
     def on_response(self, response):
         if response.url.startswith(self.base):
             self.bytes += int(response.headers.get("content-length") or 0)
+            if response.status >= 400:  # the console says "404" without the URL: keep it
+                self.missing.append(f"HTTP {response.status} {response.url[len(self.base):]}")
 
 
 # Material draws each diagram into a closed shadow root; open it so the tests can see the SVG.
@@ -213,7 +216,6 @@ def visit(page, url: str, guard: Guard, expected_diagrams: int, axe: bool = True
             page.wait_for_function(WAIT_RENDERED, timeout=15_000)
         except Exception:
             errors.append("math or diagrams were still untypeset after 15 s")
-        page.wait_for_load_state("networkidle")
         report = page.evaluate(OBSERVE)
         report["expected_diagrams"] = expected_diagrams
         report["load_seconds"] = time.perf_counter() - start
@@ -225,7 +227,8 @@ def visit(page, url: str, guard: Guard, expected_diagrams: int, axe: bool = True
     finally:
         page.remove_listener("console", on_console)
         page.remove_listener("pageerror", on_error)
-    report.update(errors=errors, outside=list(guard.outside), bytes=guard.bytes, requests=guard.requests)
+    report.update(errors=errors + guard.missing, outside=list(guard.outside), bytes=guard.bytes,
+                  requests=guard.requests)
     return report
 
 
