@@ -123,7 +123,8 @@ def notebook(script: Path, title: str) -> str:
     intro = (
         f"# {title} (notebook)\n\n"
         f"This notebook is `code/labs/{lab}.py`, cell for cell: the site generates it from the script, and a "
-        f"test checks that its code equals the script's. The [lab page](../labs/{lab}.html) explains it.\n\n"
+        f"test checks that its code equals the script's. The [lab page](../labs/{lab}.html) explains it. "
+        f"Download [this notebook]({lab}.ipynb) or [the script]({lab}.py).\n\n"
         "**GPU session:** open it in Jupyter inside a clone of the course repository, on a machine with a GPU "
         "and the Hugging Face Hub in reach, and choose *Run all*. The first cell installs the pinned packages "
         "and selects `--preset gpu` (the real `gpt2`); the last cell runs the lab. For a CPU run, change "
@@ -229,13 +230,21 @@ def on_page_context(context, page, config, nav):
     else:
         repo_path = f"docs/{src}"
     page.meta["revision_date"] = _dates.get(repo_path, TODAY)
-    if lab:
-        page.meta["lab_source"] = {
-            "notebook": f"../notebooks/{lab}.html",
-            "ipynb": f"../notebooks/{lab}.ipynb",
-            "script": f"../notebooks/{lab}.py",
-            "path": f"code/labs/{lab}.py",
-        }
+    if lab:  # buttons beside the title (overrides/partials/actions.html)
+        page.meta["source_links"] = [
+            {"href": f"../notebooks/{lab}.ipynb", "icon": "download", "download": True,
+             "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)"},
+            {"href": f"../notebooks/{lab}.html", "icon": "file-code-outline",
+             "title": f"View source: code/labs/{lab}.py (notebook page)"},
+        ]
+    elif m := re.fullmatch(r"notebooks/(\w+)\.ipynb", src):
+        lab = m.group(1)
+        page.meta["source_links"] = [
+            {"href": f"{lab}.ipynb", "icon": "download", "download": True, "title": "Download this notebook (.ipynb)"},
+            {"href": f"{lab}.py", "icon": "language-python", "download": True,
+             "title": f"Download the script (code/labs/{lab}.py)"},
+            {"href": f"../labs/{lab}.html", "icon": "book-open-variant", "title": "Back to the lab page"},
+        ]
     return context
 
 
