@@ -239,7 +239,7 @@ def visits(site, server, context) -> dict[str, dict]:
     out = {}
     start = time.perf_counter()
     for rel in html_pages(site):
-        expected = (site / rel).read_text().count('class="mermaid"')
+        expected = (site / rel).read_text().count('<pre class="mermaid">')
         out[rel] = visit(page, server + rel, context.guard, expected)
     seconds = time.perf_counter() - start
     page.close()

@@ -5,7 +5,7 @@
   installs the pinned packages and selects `--preset gpu`, then the script's own code, cell by cell.
   `tests/browser/test_site.py` checks that the code cells equal the script.
 - The script is also published next to its notebook (`notebooks/<lab>.py`), and each lab page gets
-  "view source" and "download notebook" buttons (see overrides/partials/actions.html).
+  "view source" and "download notebook" buttons (see code/site/partials/actions.html).
 - Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or the
   build date for files git does not know.
 - Pages without a diagram do not load the 3 MB mermaid script.
@@ -230,7 +230,7 @@ def on_page_context(context, page, config, nav):
     else:
         repo_path = f"docs/{src}"
     page.meta["revision_date"] = _dates.get(repo_path, TODAY)
-    if lab:  # buttons beside the title (overrides/partials/actions.html)
+    if lab:  # buttons beside the title (code/site/partials/actions.html)
         page.meta["source_links"] = [
             {"href": f"../notebooks/{lab}.ipynb", "icon": "download", "download": True,
              "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)"},
@@ -255,7 +255,7 @@ _STYLE = re.compile(r'<style type="text/css">(.*?)</style>\s*', re.S)
 
 
 def on_post_page(output, page, config):
-    if 'class="mermaid"' not in output:
+    if '<pre class="mermaid">' not in output:
         output = _MERMAID_TAG.sub("", output)  # 3 MB saved on every page without a diagram
     if page.file.src_uri.startswith("notebooks/"):
         output = _shared_notebook_css(output, page, config)
