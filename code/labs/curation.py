@@ -61,7 +61,7 @@ PRESETS = {
                   quiz_items=40, leak_copies=4, anneal_fraction=0.25, max_steps=150, batch_size=8, block_size=64,
                   learning_rate=3e-3, warmup_steps=15, num_proc=1),
     "lesson": dict(model="lesson", train_docs=6000, throughput_docs=50000, shingle=5, num_perm=128, threshold=0.85,
-                   quiz_items=100, leak_copies=2, anneal_fraction=0.25, max_steps=200, batch_size=16, block_size=128,
+                   quiz_items=100, leak_copies=4, anneal_fraction=0.25, max_steps=200, batch_size=16, block_size=128,
                    learning_rate=2e-3, warmup_steps=20, num_proc=2),
     "gpu": dict(model="gpt2", dataset="Salesforce/wikitext:wikitext-103-raw-v1", train_docs=200000, throughput_docs=0,
                 shingle=5, num_perm=128, threshold=0.85, quiz_items=100, leak_copies=2, anneal_fraction=0.25,
@@ -86,8 +86,11 @@ def hub_texts(args) -> tuple[list[str], list[str]]:
     if args.text_column not in ds["train"].column_names:
         raise LabError(f"dataset {args.dataset!r} has no {args.text_column!r} column; pick one with --text_column")
     val = next((s for s in ("validation", "test") if s in ds), None)
-    train = ds["train"].select(range(min(args.train_docs, len(ds["train"]))))[args.text_column]
-    return train, (ds[val][args.text_column][:2000] if val else [])
+    train = list(ds["train"].select(range(min(args.train_docs, len(ds["train"]))))[args.text_column])
+    if val is None:  # hold out the last 5% of the rows
+        train, val_texts = train[: len(train) * 19 // 20], train[len(train) * 19 // 20 :]
+        return train, val_texts
+    return train, [t for t in ds[val][args.text_column][:2000] if t.strip()]
 
 
 def score(logs, kinds_in) -> dict:
@@ -177,7 +180,7 @@ def main(argv=None):
     write_log(args, raw, logs)
 
     # --8<-- [start:throughput]
-    if args.throughput_docs:  # the pipeline alone, on a bigger raw corpus
+    if args.throughput_docs and labelled:  # the pipeline alone, on a bigger raw corpus
         big = web_corpus("train", n_docs=args.throughput_docs, seed=args.seed + 1, raw=True)
         big = Dataset.from_dict({"text": [d.text for d in big]})
         t0 = time.perf_counter()
@@ -206,17 +209,16 @@ def main(argv=None):
 def effect_on_model(args, raw, curated, val_texts, leaked, fresh, labelled) -> dict:
     """Same model, same token budget: raw corpus against curated mixture against annealed mixture."""
     n_blocks = args.max_steps * args.batch_size
+    offline = args.model in ("smoke", "lesson")
+    tokenizer = load_tokenizer(args.seed) if offline else load(args.model)[1]
+    val_fact = []
     if labelled:
-        tokenizer = load_tokenizer(args.seed)
         val = web_corpus("val", n_docs=600, seed=args.seed)
         val_texts = [d.text for d in val[:300]]
         val_fact = [d.text for d in val if d.kind == "fact"]
-    else:
-        _, tokenizer = load(args.model)
-        val_fact = []
 
-    def fresh_model():
-        return build_model(args.model, tokenizer, args.seed) if labelled else load(args.model)[0]
+    def fresh_model():  # the same initial weights for every corpus
+        return build_model(args.model, tokenizer, args.seed) if offline else load(args.model)[0]
 
     # --8<-- [start:budget]
     raw_data = budget_blocks(tokenizer, raw["text"], args.block_size, n_blocks, args.seed)
