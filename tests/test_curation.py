@@ -129,6 +129,9 @@ def test_read_jsonl_counts_skips_and_names_bad_lines(tmp_path):
     bad.write_text('{"text": "one"}\n{"text": \n')
     with pytest.raises(LabError, match=r"bad.jsonl:2: not valid JSON"):
         read_jsonl(str(bad))
+    bad.write_bytes(b"\n\n\xff\xfe\n")
+    with pytest.raises(LabError, match=r"no usable lines \(empty: 2, non-UTF-8: 1\)"):
+        read_jsonl(str(bad))
     with pytest.raises(LabError, match="cannot read --corpus"):
         read_jsonl(str(tmp_path / "missing.jsonl"))
 
