@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 PLACES = "lighthouse bridge windmill orchard harbour chapel quarry granary".split()
 CUES = "wix plo quar ysk fenn jub ock elv ath umbr ix gav orn yel quib tesk zan hult".split()  # syllables of the keepers' names
-SYLLABLES = "zor vak mip tul qen dra fos lix bem yur kot sna gleb wum pry hax".split()  # of the code words
+SYLLABLES = (  # of the code words: many, so two words rarely share a pair of syllables
+    "zor vak mip tul qen dra fos lix bem yur kot sna gleb wum pry hax jov quel ryk tib wol xan yev zug "
+    "blor cwen dosk frim gub hesk jint klop lum morv nix oob pesk quon ruv skel tove ulm vesk wek yop zast brim cuz dwal"
+).split()
 
 
 @dataclass(frozen=True)
