@@ -153,6 +153,7 @@ def main(argv=None):
     elif args.dataset:
         texts, val_texts = hub_texts(args)
         kinds = ["unknown"] * len(texts)
+        eval_texts = eval_texts + val_texts  # training rows that overlap the held-out split are contamination too
     else:
         leaks = [q.text() for q in leaked] * args.leak_copies  # web_corpus plants each one 3 times
         docs = web_corpus("train", n_docs=args.train_docs, seed=args.seed, raw=True, leaks=leaks)
@@ -181,7 +182,7 @@ def main(argv=None):
         "docs_after_filters": counts[3], "docs_final": counts[4],
         "contaminated_docs_found": logs[3]["removed"],
         "leaked_items_found": sum(j < len(leaked) for j in logs[3]["items_found"]),
-        "fresh_items_found": sum(j >= len(leaked) for j in logs[3]["items_found"]),
+        "fresh_items_found": sum(len(leaked) <= j < len(leaked) + len(fresh) for j in logs[3]["items_found"]),
         "stage_seconds": [{"stage": log["stage"], "seconds": log["seconds"]} for log in logs],
     }
     write_log(args, raw, logs)
