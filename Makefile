@@ -27,8 +27,9 @@ serve: install
 site: install
 	$(BIN)/mkdocs build --strict
 
+# The bash fences on the pages say `python`, as a reader would type it: that must be the venv's.
 test: install
-	$(BIN)/python -m pytest tests docs --codeblocks
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests docs --codeblocks --durations=15
 
 # Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
 results: install

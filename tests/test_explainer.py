@@ -53,7 +53,10 @@ def site_ids(tmp_path_factory) -> dict[str, set[str]]:
     ids = {}
     for md in DOCS.rglob("*.md"):
         rel = md.relative_to(DOCS)
-        html = out / (rel.with_suffix("") / "index.html" if rel.stem != "index" else rel.with_suffix(".html"))
+        # use_directory_urls: false gives explainer/3-sft.html; true would give explainer/3-sft/index.html
+        html = out / rel.with_suffix(".html")
+        if not html.exists():
+            html = out / rel.with_suffix("") / "index.html"
         if html.exists():
             parser = _Ids()
             parser.feed(html.read_text())
