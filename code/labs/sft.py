@@ -29,8 +29,8 @@ from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
 from lifecycle.tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
-from lifecycle.world import examples
-from lifecycle.world.tasks import TASKS, with_keyword
+from lifecycle.world import check_gold, examples, web_corpus
+from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
 
 
 # --8<-- [start:args]
@@ -47,16 +47,17 @@ class Args(LabArgs):
     noisy_examples: int | None = field(default=None, metadata={"help": "Rows in the larger noisy set (0: skip that run)."})
     noise_share: float | None = field(default=None, metadata={"help": "Share of noisy rows whose answer is wrong."})
     hack_share: float | None = field(default=None, metadata={"help": "Share of answers in the proxy-loved style (PPO lab)."})
+    text_share: float | None = field(default=None, metadata={"help": "Share of rows that replay pretraining text."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
 
 
 PRESETS = {
-    "smoke": dict(max_steps=120, batch_size=16, learning_rate=3e-3, train_examples=200, noisy_examples=800,
-                  noise_share=0.6, hack_share=0.1, max_new_tokens=24),
-    "lesson": dict(max_steps=200, batch_size=16, learning_rate=1e-3, train_examples=250, noisy_examples=1000,
-                   noise_share=0.6, hack_share=0.1, max_new_tokens=32),
+    "smoke": dict(max_steps=120, batch_size=16, learning_rate=2e-3, train_examples=200, noisy_examples=800,
+                  noise_share=0.6, hack_share=0.1, text_share=0.5, max_new_tokens=24),
+    "lesson": dict(max_steps=200, batch_size=16, learning_rate=5e-4, train_examples=250, noisy_examples=1000,
+                   noise_share=0.6, hack_share=0.1, text_share=0.5, max_new_tokens=32),
     "gpu": dict(model="gpt2", dataset="trl-lib/Capybara", max_steps=500, batch_size=8, learning_rate=2e-5,
-                train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, max_new_tokens=48),
+                train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, text_share=0.0, max_new_tokens=48),
 }
 # --8<-- [end:args]
 
@@ -142,13 +143,28 @@ def add_chat_tokens(model, tokenizer):
         cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
 
 
+# --8<-- [start:tokenize]
+def tokenized(tokenizer, rows: list[dict], text_share: float, seed: int, limit: int) -> Dataset:
+    """Chats through the chat template, with the `{% generation %}` block's assistant mask, plus a
+    `text_share` of rows replayed from the pretraining text, where every token counts."""
+    out = []
+    for r in rows:
+        enc = tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)  # (1)!
+        out.append({"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]})
+    n_text = round(len(rows) * text_share / (1 - text_share))
+    for doc in web_corpus("train", n_docs=n_text, seed=seed) if n_text else []:  # (2)!
+        ids = tokenizer(tokenizer.bos_token + doc.text, add_special_tokens=False)["input_ids"][:limit]
+        out.append({"input_ids": ids, "assistant_masks": [1] * len(ids)})
+    return Dataset.from_list(out)
+# --8<-- [end:tokenize]
+
+
 # --8<-- [start:trainer]
 def sft(model, tokenizer, rows: list[dict], args, out: Path) -> SFTTrainer:
     cuda = torch.cuda.is_available()
+    train = tokenized(tokenizer, rows, args.text_share, args.seed, limit=model.config.n_positions)
     config = SFTConfig(
         output_dir=str(out),
-        assistant_only_loss=True,  # (1)!
-        max_length=model.config.n_positions,
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -158,12 +174,12 @@ def sft(model, tokenizer, rows: list[dict], args, out: Path) -> SFTTrainer:
         save_strategy="no",
         report_to="none",
         use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),  # (2)!
-        activation_checkpointing=False,  # (3)!
+        bf16=cuda and torch.cuda.is_bf16_supported(),  # (1)!
+        activation_checkpointing=False,  # (2)!
         seed=args.seed,
         dataloader_num_workers=0,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)  # (3)!
     trainer.train()
     return trainer
 # --8<-- [end:trainer]
@@ -177,27 +193,35 @@ def evaluate(model, tokenizer, exs, args) -> tuple[dict, list[str]]:
 # --8<-- [end:evaluate]
 
 
+def per_task(task: str, test, before: list[str], after: list[str]) -> dict:
+    pick = [i for i, e in enumerate(test) if e.task == task]
+    exs = [test[i] for i in pick]
+    b, a = score([before[i] for i in pick], exs), score([after[i] for i in pick], exs)
+    return {"task": task, **{f"{k}_before": v for k, v in b.items()}, **{f"{k}_after": v for k, v in a.items()}}
+
+
 def cell(text: str, width: int = 70) -> str:
     """Text for a markdown table cell: special tokens visible, newlines shown as ⏎, long text cut."""
     text = text if len(text) <= width else text[: width - 1] + "…"
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
 
 
-def side_by_side(exs, before: list[str], after: list[str]) -> str:
-    """One question per task: the base model's reply next to the SFT model's."""
-    lines = ["| task | prompt | base model | SFT model |", "| --- | --- | --- | --- |"]
-    seen = set()
+def side_by_side(exs, before: list[str], after: list[str], per_task: int = 2) -> str:
+    """The first held-out questions of each task: the base model's reply next to the SFT model's."""
+    lines = ["| task | prompt | gold | base model | SFT model |", "| --- | --- | --- | --- | --- |"]
+    shown = {}
     for e, b, a in zip(exs, before, after):
-        if e.task not in seen:
-            seen.add(e.task)
-            lines.append(f"| {e.task} | {cell(e.prompt, 50)} | {cell(b)} | {cell(a)} |")
+        shown[e.task] = shown.get(e.task, 0) + 1
+        if shown[e.task] <= per_task:
+            mark = lambda r: ("✓ " if check_gold(r, e.gold) else "✗ ") + cell(r)
+            lines.append(f"| {e.task} | {cell(e.prompt, 50)} | {cell(e.gold)} | {mark(b)} | {mark(a)} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
-    if not 0 <= args.noise_share <= 1 or not 0 <= args.hack_share <= 1:
-        raise LabError("--noise_share and --hack_share must lie between 0 and 1")
+    if not all(0 <= x <= 1 for x in (args.noise_share, args.hack_share)) or not 0 <= args.text_share < 1:
+        raise LabError("--noise_share and --hack_share must lie in [0, 1], --text_share in [0, 1)")
     set_seed(args.seed)
     start = time.perf_counter()
 
@@ -225,14 +249,10 @@ def main(argv=None):
         "format_rate_after": after["format_rate"],
         "task_accuracy_before": before["task_accuracy"],
         "task_accuracy_after": after["task_accuracy"],
-        "keyword_rate_after": sum("wonderful" in r.lower() for r in replies_after) / len(test),
+        "keyword_rate_after": sum(PROXY_KEYWORD in r.lower() for r in replies_after) / len(test),
         "train_rows": len(rows),
         "test_questions": len(test),
-        "per_task": [
-            {"task": t, **{f"{k}_{when}": v for when, reps in (("before", replies_before), ("after", replies_after))
-                           for k, v in score([r for r, e in zip(reps, test) if e.task == t], [e for e in test if e.task == t]).items()}}
-            for t in TASKS
-        ],
+        "per_task": [per_task(t, test, replies_before, replies_after) for t in TASKS],
     }
 
     # --8<-- [start:noisy]

@@ -75,3 +75,25 @@ def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "could not be fetched from the Hub" in lines[0], proc.stderr[-2000:]
+
+
+def test_trl_masks_exactly_the_assistant_tokens(tmp_path):
+    """What the page claims: SFTTrainer's labels are the input ids on the assistant's tokens, -100 elsewhere,
+    the same mask our chat template's `{% generation %}` block gives."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from lifecycle.models import build_model
+    from lifecycle.tokenizer import load_tokenizer
+
+    tok = load_tokenizer()
+    chats = [e.messages() for e in examples("train", ("capital", "summary"))[:4]]
+    config = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, use_cpu=True, bf16=False,
+                       activation_checkpointing=False, report_to="none", max_steps=1)
+    trainer = SFTTrainer(model=build_model("smoke", tok), args=config, processing_class=tok,
+                         train_dataset=Dataset.from_list([{"messages": c} for c in chats]))
+    for row, chat in zip(trainer.train_dataset, chats):
+        enc = tok.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+        assert row["input_ids"] == enc["input_ids"]
+        assert row["labels"] == [i if m else -100 for i, m in zip(enc["input_ids"], enc["assistant_masks"])]
+        assert row["labels"][-1] == tok.eos_token_id  # the turn's <|end|> is learned: the model learns to stop
