@@ -45,7 +45,7 @@ CHATML = (  # another model family's markers: plain text to our tokenizer, never
 )
 TEMPLATES = {  # name: (template, open the assistant turn?); only "right" is what SFT trained on
     "right": (None, True),  # (1)!
-    "no template": ("{{ messages[0]['content'] }}\n", True),  # (2)!
+    "no template": ("{{ messages[0]['content'] }}", True),  # (2)!
     "wrong markers": (CHATML, True),  # (3)!
     "no generation prompt": (None, False),  # (4)!
 }
