@@ -1,0 +1,226 @@
+"""Domain fine-tuning and catastrophic forgetting, then the same run with replay.
+
+    python code/labs/forgetting.py --output_dir runs/forgetting                 # lesson preset, about two minutes
+    python code/labs/forgetting.py --output_dir runs/forgetting --preset smoke  # seconds
+    python code/labs/forgetting.py --output_dir runs/forgetting --preset gpu    # the SFT'd gpt2
+
+Starts from the SFT stage's model (`code/labs/sft.py`, run on demand and cached) and fine-tunes it on one
+task only (the domain slice), many steps at a high learning rate. A second run trains the same steps on the
+same domain rows mixed with general data (web text and the other tasks' chats): replay. During both runs a
+callback measures domain perplexity, general held-out perplexity and the other tasks' accuracy.
+Writes `metrics.json`, `results.md` and `forgetting.png`.
+"""
+
+import math
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback, set_seed
+from trl import SFTConfig, SFTTrainer
+
+from lifecycle import plots, report
+from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.evaluation import chat_prompts, complete, perplexity, score
+from lifecycle.models import load
+from lifecycle.stages import ensure_stage
+from lifecycle.world import examples, web_corpus
+from lifecycle.world.tasks import TASKS
+
+
+# --8<-- [start:args]
+@dataclass
+class Args(LabArgs):
+    positive = ("max_steps", "batch_size", "learning_rate", "eval_every", "max_new_tokens")
+    model: str | None = field(default=None, metadata={"help": "An SFT model folder; default: the sft stage's model."})
+    domain: str | None = field(default=None, metadata={"help": f"The task to fine-tune on, one of {', '.join(TASKS)}."})
+    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps for each run."})
+    batch_size: int | None = field(default=None, metadata={"help": "Rows per step."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate (high on purpose)."})
+    replay_share: float | None = field(default=None, metadata={"help": "Share of general rows in the replay run."})
+    eval_every: int | None = field(default=None, metadata={"help": "Steps between measurements."})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
+
+
+PRESETS = {
+    "smoke": dict(domain="arithmetic", max_steps=80, batch_size=16, learning_rate=3e-3, replay_share=0.5,
+                  eval_every=40, max_new_tokens=16),
+    "lesson": dict(domain="arithmetic", max_steps=200, batch_size=16, learning_rate=1e-3, replay_share=0.5,
+                   eval_every=40, max_new_tokens=24),
+    "gpu": dict(domain="arithmetic", max_steps=600, batch_size=16, learning_rate=1e-4, replay_share=0.5,
+                eval_every=100, max_new_tokens=32),
+}
+# --8<-- [end:args]
+
+
+def sft_model(args) -> str:
+    if args.model:
+        return args.model
+    try:
+        return str(ensure_stage("sft", args.preset, args.seed) / "model")
+    except subprocess.CalledProcessError:
+        raise LabError(f"the sft stage failed at --preset {args.preset}; run code/labs/sft.py --preset {args.preset} to see why") from None
+
+
+# --8<-- [start:data]
+def chat_row(tokenizer, e, limit: int) -> dict:
+    """A chat, tokenized, with the loss on the reply only (as in SFT)."""
+    enc = tokenizer.apply_chat_template(e.messages(), return_dict=True, return_assistant_tokens_mask=True)
+    return {"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]}
+
+
+def text_row(tokenizer, text: str, limit: int) -> dict:
+    """Plain web text, tokenized, with the loss on every token (as in pretraining)."""
+    ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
+    return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
+
+
+def datasets_for(tokenizer, args, limit: int) -> tuple[Dataset, Dataset]:
+    """Narrow: the domain task's chats only. Replay: the same rows plus general rows (half web text, half
+    the other tasks' chats), so that `replay_share` of all rows are general."""
+    rng = random.Random(args.seed)
+    domain = [chat_row(tokenizer, e, limit) for e in examples("train", (args.domain,), args.seed)]
+    n_general = round(len(domain) * args.replay_share / (1 - args.replay_share))
+    others = examples("train", tuple(t for t in TASKS if t != args.domain), args.seed)
+    web = web_corpus("train", n_docs=n_general, seed=args.seed + 1)
+    general = [text_row(tokenizer, d.text, limit) for d in web[: n_general - n_general // 2]]
+    general += [chat_row(tokenizer, e, limit) for e in rng.sample(others, n_general // 2)]
+    replay = domain + general
+    rng.shuffle(replay)
+    return Dataset.from_list(domain), Dataset.from_list(replay)
+# --8<-- [end:data]
+
+
+# --8<-- [start:measure]
+@torch.no_grad()
+def reply_perplexity(model, tokenizer, exs) -> float:
+    """exp(mean cross-entropy) over the reply tokens of held-out chats: what the domain training lowers."""
+    model.eval()
+    nll, count = 0.0, 0
+    for e in exs:
+        enc = tokenizer.apply_chat_template(e.messages(), return_dict=True, return_assistant_tokens_mask=True)
+        ids = torch.tensor([enc["input_ids"]], device=model.device)
+        labels = ids.masked_fill(torch.tensor([enc["assistant_masks"]], device=model.device) == 0, -100)
+        n = int((labels[:, 1:] != -100).sum())
+        nll += model(input_ids=ids, labels=labels).loss.item() * n
+        count += n
+    return math.exp(nll / count)
+
+
+class Probe(TrainerCallback):
+    """Measures the model every `every` steps (and before the first): domain, general, other tasks."""
+
+    def __init__(self, model, tokenizer, args, run: str):
+        self.model, self.tok, self.run, self.every, self.new = model, tokenizer, run, args.eval_every, args.max_new_tokens
+        self.domain = examples("test", (args.domain,), args.seed)
+        self.others = examples("test", tuple(t for t in TASKS if t != args.domain), args.seed)
+        self.web = [d.text for d in web_corpus("val", n_docs=200, seed=args.seed)]
+        self.block = min(128, model.config.n_positions)
+        self.curve = []
+
+    def measure(self, step: int) -> dict:
+        replies = complete(self.model, self.tok, chat_prompts(self.tok, self.others), self.new)
+        point = {
+            "run": self.run,
+            "step": step,
+            "domain_perplexity": reply_perplexity(self.model, self.tok, self.domain),
+            "general_perplexity": perplexity(self.model, self.tok, self.web, self.block),
+            "other_task_accuracy": score(replies, self.others)["task_accuracy"],
+        }
+        self.curve.append(point)
+        self.model.train()
+        return point
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.measure(0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            self.measure(state.global_step)
+# --8<-- [end:measure]
+
+
+# --8<-- [start:trainer]
+def finetune(model_path: str, train: Dataset, args, run: str) -> list[dict]:
+    model, tokenizer = load(model_path)  # a fresh copy of the SFT model for each run
+    cuda = torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=str(args.output_dir / f"trainer-{run}"),
+        max_steps=args.max_steps,  # (1)!
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,  # (2)!
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=args.max_steps // 20,
+        logging_steps=args.eval_every,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=False,
+        seed=args.seed,
+        dataloader_num_workers=0,
+    )
+    probe = Probe(model, tokenizer, args, run)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[probe])
+    trainer.train()
+    return probe.curve
+# --8<-- [end:trainer]
+
+
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    if args.domain not in TASKS:
+        raise LabError(f"--domain must be one of {', '.join(TASKS)}, got {args.domain!r}")
+    if not 0 < args.replay_share < 1:
+        raise LabError(f"--replay_share must lie strictly between 0 and 1, got {args.replay_share}")
+    set_seed(args.seed)
+    start = time.perf_counter()
+    path = sft_model(args)
+    _, tokenizer = load(path)
+
+    # --8<-- [start:runs]
+    narrow_data, replay_data = datasets_for(tokenizer, args, limit=128)
+    narrow = finetune(path, narrow_data, args, "narrow")  # domain rows only
+    replay = finetune(path, replay_data, args, "replay")  # same steps, general rows mixed in
+    # --8<-- [end:runs]
+
+    base, end_n, end_r = narrow[0], narrow[-1], replay[-1]
+    metrics = {}
+    for key in ("domain_perplexity", "general_perplexity", "other_task_accuracy"):
+        metrics |= {f"{key}_base": base[key], f"{key}_narrow": end_n[key], f"{key}_replay": end_r[key]}
+    rise = end_n["general_perplexity"] - base["general_perplexity"]
+    metrics["replay_recovered_share"] = (end_n["general_perplexity"] - end_r["general_perplexity"]) / rise if rise > 0 else 0.0
+    metrics |= {"domain": args.domain, "domain_rows": len(narrow_data), "replay_rows": len(replay_data),
+                "curves": narrow + replay, "wall_seconds": time.perf_counter() - start}
+    write_metrics(args.output_dir, metrics)
+
+    table = [{"model": "SFT model (start)", **base}, {"model": f"narrow: {args.domain} only", **end_n},
+             {"model": f"replay: {args.replay_share:.0%} general rows", **end_r}]
+    (args.output_dir / "results.md").write_text(report.records(table, [
+        ("model", "model", ""), ("domain_perplexity", f"{args.domain} perplexity (replies)", ".2f"),
+        ("general_perplexity", "general perplexity (web text)", ".2f"), ("other_task_accuracy", "other tasks' accuracy", ".0%"),
+    ]).replace("| ---: |", "| --- |", 1))
+    curves_plot(narrow, replay, args, args.output_dir / "forgetting.png")
+    return metrics
+
+
+def curves_plot(narrow: list[dict], replay: list[dict], args, path) -> None:
+    fig, axes = plots.plt.subplots(1, 3, figsize=(9.6, 3.2))
+    panels = [("domain_perplexity", f"{args.domain} perplexity (replies)"),
+              ("general_perplexity", "general perplexity (web text)"), ("other_task_accuracy", "other tasks' accuracy")]
+    for ax, (key, title) in zip(axes, panels):
+        for curve, label, style in ((narrow, "narrow", "C3"), (replay, "replay", "C2")):
+            ax.plot([p["step"] for p in curve], [p[key] for p in curve], marker="o", ms=3, color=style, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_yscale("log" if "perplexity" in key else "linear")  # perplexity rises by factors, not steps
+    axes[2].set_ylim(0, 1)
+    axes[0].legend()
+    plots.save(fig, path)
+
+
+if __name__ == "__main__":
+    run(main)
