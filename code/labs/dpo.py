@@ -158,8 +158,8 @@ def main(argv=None):
     set_seed(args.seed)
     start = time.perf_counter()
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
     args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
-    train, heldout = data(args, tasks)
     prompts_from = examples("test", tasks, args.seed)
 
     # --8<-- [start:sweep]
