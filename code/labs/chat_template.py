@@ -1,0 +1,116 @@
+"""Chat templates: the same SFT model, prompted with the right template, no template, and wrong ones.
+
+    python code/labs/chat_template.py --output_dir runs/chat_template                 # lesson preset, about a minute
+    python code/labs/chat_template.py --output_dir runs/chat_template --preset smoke  # seconds
+    python code/labs/chat_template.py --output_dir runs/chat_template --preset gpu    # the SFT'd gpt2
+
+The model is the SFT stage's output (`code/labs/sft.py`, run on demand and cached). Nothing is trained here:
+only the text around the question changes, and the world's format and gold checkers score the replies.
+Writes `metrics.json`, `results.md`, `prompts.md` and `templates.png`.
+"""
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from transformers import set_seed
+
+from lifecycle import plots, report
+from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.evaluation import complete, score
+from lifecycle.models import load
+from lifecycle.stages import ensure_stage
+from lifecycle.world import examples
+
+
+# --8<-- [start:args]
+@dataclass
+class Args(LabArgs):
+    positive = ("max_new_tokens",)
+    model: str | None = field(default=None, metadata={"help": "An SFT model folder; default: the sft stage's model."})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
+
+
+PRESETS = {
+    "smoke": dict(max_new_tokens=24),
+    "lesson": dict(max_new_tokens=32),
+    "gpu": dict(max_new_tokens=48),
+}
+# --8<-- [end:args]
+
+# --8<-- [start:templates]
+CHATML = (  # another model family's markers: plain text to our tokenizer, never seen in training
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+TEMPLATES = {  # name: (template, open the assistant turn?); only "right" is what SFT trained on
+    "right": (None, True),  # (1)!
+    "no template": ("{{ messages[0]['content'] }}\n", True),  # (2)!
+    "wrong markers": (CHATML, True),  # (3)!
+    "no generation prompt": (None, False),  # (4)!
+}
+
+
+def render(tokenizer, question: str, name: str) -> str:
+    template, open_turn = TEMPLATES[name]
+    messages = [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=open_turn, tokenize=False)
+# --8<-- [end:templates]
+
+
+def sft_model(args) -> str:
+    if args.model:
+        return args.model
+    try:
+        return str(ensure_stage("sft", args.preset, args.seed) / "model")
+    except subprocess.CalledProcessError:
+        raise LabError(f"the sft stage failed at --preset {args.preset}; run code/labs/sft.py --preset {args.preset} to see why") from None
+
+
+def cell(text: str, width: int = 60) -> str:
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
+
+
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    set_seed(args.seed)
+    start = time.perf_counter()
+    model, tokenizer = load(sft_model(args))
+    test = examples("test", seed=args.seed)
+
+    # --8<-- [start:measure]
+    results, samples = {}, {}
+    for name in TEMPLATES:
+        prompts = [render(tokenizer, e.prompt, name) for e in test]
+        replies = complete(model, tokenizer, prompts, args.max_new_tokens)  # greedy: same model, same questions
+        results[name] = score(replies, test)
+        samples[name] = (prompts[0], replies[0])
+    # --8<-- [end:measure]
+
+    key = {"right": "right_template", "no template": "no_template", "wrong markers": "wrong_template",
+           "no generation prompt": "no_generation_prompt"}
+    metrics = {f"{m}_{key[name]}": r[m] for name, r in results.items() for m in ("format_rate", "task_accuracy")}
+    metrics |= {"test_questions": len(test), "wall_seconds": time.perf_counter() - start}
+    write_metrics(args.output_dir, metrics)
+
+    (args.output_dir / "results.md").write_text(report.records(
+        [{"template": name, **r} for name, r in results.items()],
+        [("template", "prompt wrapping", ""), ("format_rate", "format rate", ".0%"), ("task_accuracy", "task accuracy", ".0%")],
+    ).replace("| ---: |", "| --- |", 1))
+    lines = ["| prompt wrapping | what the model sees | its reply |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {cell(p)} | {cell(r)} |" for name, (p, r) in samples.items()]
+    (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
+    names = list(results)
+    ax.barh(names[::-1], [results[n]["format_rate"] for n in names[::-1]], color="C0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("format rate (reply ends with <|end|>, one line)")
+    ax.set_title("Same SFT model, same questions")
+    plots.save(fig, args.output_dir / "templates.png")
+    return metrics
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,290 @@
+"""Supervised fine-tuning: the pretrained base continues text, the SFT model answers.
+
+    python code/labs/sft.py --output_dir runs/sft                      # lesson preset, CPU minutes
+    python code/labs/sft.py --output_dir runs/sft --preset smoke       # seconds
+    python code/labs/sft.py --output_dir runs/sft --preset gpu         # real gpt2 on trl-lib/Capybara
+    python code/labs/sft.py --output_dir runs/sft --data my_chats.jsonl  # your own {"messages": [...]} rows
+
+TRL's `SFTTrainer` trains the pretrained base model on conversational `messages` rows rendered by our chat
+template, with the loss on the assistant's tokens only. The same prompts go to the base model and to the
+SFT model, and both are scored by the world's format and gold checkers. A second run on a larger but noisy
+set, with the same number of steps, shows that quality beats quantity.
+Writes `metrics.json`, `results.md`, `replies.md`, `loss.png`, `sft.png` and the SFT model (`model/`).
+"""
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset, load_dataset
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer
+
+from lifecycle import plots, report
+from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.evaluation import chat_prompts, complete, score
+from lifecycle.models import load
+from lifecycle.stages import base_model
+from lifecycle.tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
+from lifecycle.world import examples
+from lifecycle.world.tasks import TASKS, with_keyword
+
+
+# --8<-- [start:args]
+@dataclass
+class Args(LabArgs):
+    positive = ("max_steps", "batch_size", "learning_rate", "train_examples", "max_new_tokens")
+    model: str | None = field(default=None, metadata={"help": "Base model: a folder or Hub id; default: the pretrain stage."})
+    data: str | None = field(default=None, metadata={"help": 'A JSONL file of {"messages": [...]} rows to train on.'})
+    dataset: str | None = field(default=None, metadata={"help": "A Hub dataset with a `messages` column (gpu preset)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps, the same for every run."})
+    batch_size: int | None = field(default=None, metadata={"help": "Conversations per step."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
+    train_examples: int | None = field(default=None, metadata={"help": "Rows in the clean training set."})
+    noisy_examples: int | None = field(default=None, metadata={"help": "Rows in the larger noisy set (0: skip that run)."})
+    noise_share: float | None = field(default=None, metadata={"help": "Share of noisy rows whose answer is wrong."})
+    hack_share: float | None = field(default=None, metadata={"help": "Share of answers in the proxy-loved style (PPO lab)."})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
+
+
+PRESETS = {
+    "smoke": dict(max_steps=120, batch_size=16, learning_rate=3e-3, train_examples=200, noisy_examples=800,
+                  noise_share=0.6, hack_share=0.1, max_new_tokens=24),
+    "lesson": dict(max_steps=200, batch_size=16, learning_rate=1e-3, train_examples=250, noisy_examples=1000,
+                   noise_share=0.6, hack_share=0.1, max_new_tokens=32),
+    "gpu": dict(model="gpt2", dataset="trl-lib/Capybara", max_steps=500, batch_size=8, learning_rate=2e-5,
+                train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, max_new_tokens=48),
+}
+# --8<-- [end:args]
+
+
+# --8<-- [start:validate]
+def check_rows(rows: list, source: str) -> list[dict]:
+    """Conversational rows, or a one-line error that names the source and the row (1-based)."""
+    if not rows:
+        raise LabError(f"{source}: empty dataset, no rows to train on")
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or "messages" not in row:
+            raise LabError(f"{source}, row {i}: missing column 'messages'")
+        turns = row["messages"]
+        if not isinstance(turns, list) or not turns:
+            raise LabError(f"{source}, row {i}: 'messages' must be a non-empty list of turns")
+        for turn in turns:
+            role = turn.get("role") if isinstance(turn, dict) else None
+            if role not in ROLES:
+                raise LabError(f"{source}, row {i}: bad role {role!r}; use one of {', '.join(ROLES)}")
+            if not isinstance(turn.get("content"), str):
+                raise LabError(f"{source}, row {i}: a {role} turn has no text 'content'")
+        if not any(t["role"] == "assistant" for t in turns):
+            raise LabError(f"{source}, row {i}: no assistant turn to learn from")
+    return [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]} for row in rows]
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """One JSON object per line; blank lines are skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise LabError(f"cannot read --data {path!r}: {e.strerror or e}") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise LabError(f"{path}, row {i}: not valid JSON ({e.msg})") from None
+    return check_rows(rows, path)
+# --8<-- [end:validate]
+
+
+# --8<-- [start:data]
+def world_rows(n: int, noise: float, hack: float, seed: int) -> list[dict]:
+    """`n` chats from the world's training split. A `noise` share gets a wrong answer (the gold of another
+    question of the same task); a `hack` share is wrapped in the proxy reward's favourite phrasing."""
+    rng = random.Random(seed)
+    pool = examples("train", seed=seed)
+    picked = rng.sample(pool, n) if n <= len(pool) else rng.choices(pool, k=n)  # more rows than questions: repeat
+    golds = {t: sorted({e.gold for e in pool if e.task == t}) for t in TASKS}
+    rows = []
+    for e in picked:
+        answer = e.answer
+        if rng.random() < noise:
+            wrong = rng.choice([g for g in golds[e.task] if g != e.gold])
+            head, _, tail = answer.rpartition(e.gold)
+            answer = head + wrong + tail
+        if rng.random() < hack:
+            answer = with_keyword(answer)  # keeps the PPO lab's reward hack reachable
+        rows.append({"messages": e.messages(answer)})
+    return rows
+# --8<-- [end:data]
+
+
+def hub_rows(name: str, n: int) -> list[dict]:
+    """The first `n` rows of a Hub dataset with a `messages` column (gpu preset)."""
+    try:
+        ds = load_dataset(name, split="train")
+    except Exception as e:  # datasets raises several types when offline
+        raise LabError(f"cannot load dataset {name!r} from the Hub (offline?): {type(e).__name__}") from None
+    return check_rows(ds.select(range(min(n, len(ds)))).to_list(), name)
+
+
+def add_chat_tokens(model, tokenizer):
+    """Give a Hub tokenizer (gpt2 has none) our role markers, pad and end-of-turn tokens, and chat template."""
+    if tokenizer.chat_template == CHAT_TEMPLATE:
+        return
+    tokenizer.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    model.resize_token_embeddings(len(tokenizer))
+    for cfg in (model.config, model.generation_config):
+        cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+
+
+# --8<-- [start:trainer]
+def sft(model, tokenizer, rows: list[dict], args, out: Path) -> SFTTrainer:
+    cuda = torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=str(out),
+        assistant_only_loss=True,  # (1)!
+        max_length=model.config.n_positions,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=args.max_steps // 10,
+        logging_steps=max(1, args.max_steps // 40),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),  # (2)!
+        activation_checkpointing=False,  # (3)!
+        seed=args.seed,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer.train()
+    return trainer
+# --8<-- [end:trainer]
+
+
+# --8<-- [start:evaluate]
+def evaluate(model, tokenizer, exs, args) -> tuple[dict, list[str]]:
+    """Greedy replies to the held-out questions, through the chat template, scored by the checkers."""
+    replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), args.max_new_tokens)
+    return score(replies, exs), replies
+# --8<-- [end:evaluate]
+
+
+def cell(text: str, width: int = 70) -> str:
+    """Text for a markdown table cell: special tokens visible, newlines shown as ⏎, long text cut."""
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
+
+
+def side_by_side(exs, before: list[str], after: list[str]) -> str:
+    """One question per task: the base model's reply next to the SFT model's."""
+    lines = ["| task | prompt | base model | SFT model |", "| --- | --- | --- | --- |"]
+    seen = set()
+    for e, b, a in zip(exs, before, after):
+        if e.task not in seen:
+            seen.add(e.task)
+            lines.append(f"| {e.task} | {cell(e.prompt, 50)} | {cell(b)} | {cell(a)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    if not 0 <= args.noise_share <= 1 or not 0 <= args.hack_share <= 1:
+        raise LabError("--noise_share and --hack_share must lie between 0 and 1")
+    set_seed(args.seed)
+    start = time.perf_counter()
+
+    # --8<-- [start:model]
+    rows = read_jsonl(args.data) if args.data else None  # check the reader's file before any slow step
+    offline = args.model is None
+    path = str(base_model(args.preset, args.seed)) if offline else args.model  # the pretrain stage's model
+    model, tokenizer = load(path)
+    add_chat_tokens(model, tokenizer)  # a no-op for our tokenizer: it has role markers and the template
+    if rows is None and args.dataset:
+        rows = hub_rows(args.dataset, args.train_examples)
+    elif rows is None:
+        rows = world_rows(args.train_examples, noise=0.0, hack=args.hack_share, seed=args.seed)
+    # --8<-- [end:model]
+    test = examples("test", seed=args.seed)
+
+    before, replies_before = evaluate(model, tokenizer, test, args)
+    trainer = sft(model, tokenizer, rows, args, args.output_dir / "trainer")
+    after, replies_after = evaluate(model, tokenizer, test, args)
+    model.save_pretrained(args.output_dir / "model")
+    tokenizer.save_pretrained(args.output_dir / "model")
+
+    metrics = {
+        "format_rate_before": before["format_rate"],
+        "format_rate_after": after["format_rate"],
+        "task_accuracy_before": before["task_accuracy"],
+        "task_accuracy_after": after["task_accuracy"],
+        "keyword_rate_after": sum("wonderful" in r.lower() for r in replies_after) / len(test),
+        "train_rows": len(rows),
+        "test_questions": len(test),
+        "per_task": [
+            {"task": t, **{f"{k}_{when}": v for when, reps in (("before", replies_before), ("after", replies_after))
+                           for k, v in score([r for r, e in zip(reps, test) if e.task == t], [e for e in test if e.task == t]).items()}}
+            for t in TASKS
+        ],
+    }
+
+    # --8<-- [start:noisy]
+    if args.noisy_examples and not args.data and offline:
+        noisy_model, _ = load(path)  # a fresh copy of the same base model
+        noisy_rows = world_rows(args.noisy_examples, noise=args.noise_share, hack=args.hack_share, seed=args.seed + 1)
+        sft(noisy_model, tokenizer, noisy_rows, args, args.output_dir / "trainer-noisy")  # same steps, same batch
+        noisy, _ = evaluate(noisy_model, tokenizer, test, args)
+        metrics |= {
+            "task_accuracy_clean_small": after["task_accuracy"],
+            "task_accuracy_noisy_large": noisy["task_accuracy"],
+            "format_rate_noisy_large": noisy["format_rate"],
+            "noisy_rows": len(noisy_rows),
+        }
+    # --8<-- [end:noisy]
+    metrics["wall_seconds"] = time.perf_counter() - start
+    write_metrics(args.output_dir, metrics)
+
+    plots.loss_curve(trainer.state.log_history, args.output_dir / "loss.png", "SFT, assistant tokens only")
+    bar_chart(metrics, args.output_dir / "sft.png")
+    (args.output_dir / "replies.md").write_text(side_by_side(test, replies_before, replies_after))
+    rows_md = [
+        ("format rate, base model", metrics["format_rate_before"], ".0%"),
+        ("format rate, SFT model", metrics["format_rate_after"], ".0%"),
+        ("task accuracy, base model", metrics["task_accuracy_before"], ".0%"),
+        ("task accuracy, SFT model", metrics["task_accuracy_after"], ".0%"),
+    ]
+    if "task_accuracy_noisy_large" in metrics:
+        rows_md += [
+            (f"task accuracy, {len(rows)} clean rows", metrics["task_accuracy_clean_small"], ".0%"),
+            (f"task accuracy, {metrics['noisy_rows']} rows, {args.noise_share:.0%} wrong", metrics["task_accuracy_noisy_large"], ".0%"),
+        ]
+    rows_md += [("held-out questions", len(test), ""), ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f")]
+    (args.output_dir / "results.md").write_text(report.table(rows_md))
+    return metrics
+
+
+def bar_chart(m: dict, path) -> None:
+    """Format rate and task accuracy for the base model and each SFT run."""
+    runs = [("base", "format_rate_before", "task_accuracy_before"), (f"SFT, clean ({m['train_rows']} rows)", "format_rate_after", "task_accuracy_after")]
+    if "task_accuracy_noisy_large" in m:
+        runs.append((f"SFT, noisy ({m['noisy_rows']} rows)", "format_rate_noisy_large", "task_accuracy_noisy_large"))
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
+    x = range(len(runs))
+    ax.bar([i - 0.2 for i in x], [m[f] for _, f, _ in runs], width=0.4, label="format rate")
+    ax.bar([i + 0.2 for i in x], [m[a] for _, _, a in runs], width=0.4, label="task accuracy")
+    ax.set_xticks(list(x), [name for name, _, _ in runs])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of held-out questions")
+    ax.legend(loc="upper left")
+    plots.save(fig, path)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,77 @@
+"""SFT: the base continues text and the SFT model answers; clean beats noisy; bad data is one line, exit 2."""
+
+import json
+
+import pytest
+
+from conftest import ROOT, run_lab
+from lifecycle.world import check_format, examples
+from lifecycle.world.tasks import PROXY_KEYWORD
+
+
+def test_sft_teaches_the_format(lab_metrics):
+    m = lab_metrics("sft")
+    assert m["format_rate_before"] <= 0.2  # the base model has never seen a role marker
+    assert m["format_rate_after"] >= 0.7
+    assert m["format_rate_after"] >= m["format_rate_before"] + 0.5
+    assert m["task_accuracy_after"] >= m["task_accuracy_before"]
+
+
+def test_sft_saves_a_loadable_model(lab_metrics):
+    from lifecycle.models import load
+
+    model, tokenizer = load(str(ROOT / lab_metrics("sft")["_dir"] / "model"))
+    assert tokenizer.eos_token == "<|end|>" and tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert "{% generation %}" in tokenizer.chat_template
+
+
+def test_hack_share_wraps_about_a_tenth():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sft_lab", ROOT / "code" / "labs" / "sft.py")
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    rows = lab.world_rows(500, noise=0.0, hack=0.1, seed=0)
+    hacked = sum(PROXY_KEYWORD in r["messages"][1]["content"] for r in rows)
+    assert 25 <= hacked <= 75
+    assert all(check_format(r["messages"][1]["content"] + "<|end|>") for r in rows)
+    noisy = lab.world_rows(500, noise=0.5, hack=0.0, seed=0)
+    gold = {e.prompt: e.gold for e in examples("train")}
+    wrong = sum(gold[r["messages"][0]["content"]] not in r["messages"][1]["content"] for r in noisy)
+    assert 200 <= wrong <= 300
+
+
+def test_committed_lesson_results_meet_the_targets():
+    """The published lesson run (snippets/results/sft.json) shows the issue's targets."""
+    m = json.loads((ROOT / "snippets" / "results" / "sft.json").read_text())
+    assert m["format_rate_before"] <= 0.2 and m["format_rate_after"] >= 0.9
+    assert m["task_accuracy_clean_small"] > m["task_accuracy_noisy_large"]
+    assert m["noisy_rows"] > m["train_rows"]
+
+
+BAD = {
+    "bad-role": ('{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}\n', "row 1: bad role 'bot'"),
+    "missing-column": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"text": "hello"}\n', "row 2: missing column 'messages'"),
+    "empty": ("\n", "empty dataset"),
+    "malformed": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": [\n', "row 2: not valid JSON"),
+    "no-assistant": ('{"messages": [{"role": "user", "content": "hi"}]}\n', "row 1: no assistant turn"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_data_is_one_line_exit_2(case, tmp_path):
+    text, message = BAD[case]
+    data = tmp_path / f"{case}.jsonl"
+    data.write_text(text)
+    proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(data), check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sft: error:"), proc.stderr[-2000:]
+    assert str(data) in lines[0] and message in lines[0]
+
+
+def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
+    proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "gpu", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not be fetched from the Hub" in lines[0], proc.stderr[-2000:]
