@@ -50,9 +50,9 @@ class Args(LabArgs):
 
 
 PRESETS = {
-    "smoke": dict(kl_coefs="0,0.2", tuned_kl_coef=0.2, episodes=256, batch_size=16, mini_batches=2, ppo_epochs=2,
+    "smoke": dict(kl_coefs="0,0.2", tuned_kl_coef=0.2, episodes=192, batch_size=16, mini_batches=2, ppo_epochs=2,
                   learning_rate=3e-4, response_length=20, reward_scale=0.05, tasks="capital,export,job,arithmetic",
-                  eval_questions=32),
+                  eval_questions=24),
     "lesson": dict(kl_coefs="0,0.05,0.2", tuned_kl_coef=0.2, episodes=1024, batch_size=16, mini_batches=2,
                    ppo_epochs=2, learning_rate=3e-4, response_length=24, reward_scale=0.05,
                    tasks="capital,export,job,arithmetic", eval_questions=64),
