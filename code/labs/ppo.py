@@ -12,8 +12,10 @@ the world's gold checker. KL to the reference is measured on held-out prompts, n
 Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md` and `samples.md`.
 """
 
+import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from datasets import Dataset
@@ -142,8 +144,11 @@ def main(argv=None):
     kl_coefs = coefs(args)
     set_seed(args.seed)
     start = time.perf_counter()
-    args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
-    args.reward_model = args.reward_model or str(ensure_stage("reward", args.preset, args.seed) / "proxy_model")
+    try:  # the earlier stages, from the cache or run now
+        args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
+        args.reward_model = args.reward_model or str(ensure_stage("reward", args.preset, args.seed) / "proxy_model")
+    except subprocess.CalledProcessError as e:
+        raise LabError(f"an earlier stage failed at --preset {args.preset}: {Path(e.cmd[1]).name} exited {e.returncode}") from None
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
     unknown = set(tasks) - set(TASKS)
     if unknown:

@@ -47,3 +47,12 @@ def test_bad_flags_are_one_line_exit_2(args, message, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ppo: error:"), proc.stderr[-2000:]
     assert message in lines[0]
+
+
+def test_gpu_preset_offline_exits_2(tmp_path):
+    """Offline, the gpu preset's first stage (SFT on gpt2) cannot reach the Hub: exit 2, and the last line
+    says which stage failed."""
+    proc = run_lab("ppo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ppo: error: an earlier stage failed at --preset gpu: sft.py exited 2"), proc.stderr[-2000:]
