@@ -48,14 +48,14 @@ class Args(LabArgs):
     response_length: int | None = field(default=None, metadata={"help": "Max tokens per sampled reply."})
     reward_scale: float | None = field(default=None, metadata={"help": "Multiplies the reward model's score head."})
     tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks for prompts."})
-    eval_questions: int | None = field(default=None, metadata={"help": "Held-out questions each run is scored on."})
+    eval_questions: int | None = field(default=None, metadata={"help": "Questions each run is scored on (and KL prompts)."})
 
 
 PRESETS = {
     "smoke": dict(kl_coefs="0,0.2", tuned_kl_coef=0.2, episodes=192, batch_size=16, mini_batches=2, ppo_epochs=2,
                   learning_rate=3e-4, response_length=20, reward_scale=0.05, tasks="capital,export,job,arithmetic",
                   eval_questions=24),
-    "lesson": dict(kl_coefs="0,0.05,0.2", tuned_kl_coef=0.2, episodes=1024, batch_size=16, mini_batches=2,
+    "lesson": dict(kl_coefs="0,0.05,0.2", tuned_kl_coef=0.2, episodes=768, batch_size=16, mini_batches=2,
                    ppo_epochs=2, learning_rate=3e-4, response_length=24, reward_scale=0.05,
                    tasks="capital,export,job,arithmetic", eval_questions=64),
     "gpu": dict(kl_coefs="0,0.05,0.2", tuned_kl_coef=0.2, episodes=2048, batch_size=32, mini_batches=4, ppo_epochs=2,
@@ -90,14 +90,15 @@ def prompt_dataset(tokenizer, exs, batch_size: int) -> Dataset:
 
 
 # --8<-- [start:score]
-def evaluate(policy, ref, proxy, tokenizer, exs, args) -> dict:
-    """Greedy replies to held-out questions, scored by the proxy RM and by the gold checker; and the KL."""
-    prompts = chat_prompts(tokenizer, exs)
+def evaluate(policy, ref, proxy, tokenizer, learned, heldout, args) -> dict:
+    """Greedy replies to questions the SFT model learned, scored by the proxy RM and by the gold checker;
+    and the KL to the reference on held-out prompts."""
+    prompts = chat_prompts(tokenizer, learned)
     replies = complete(policy, tokenizer, prompts, args.response_length)
     proxy_reward = reward_scores(proxy, tokenizer, [p + r for p, r in zip(prompts, replies)]).mean().item()
-    gold = sum(check_format(r) and check_gold(r, e.gold) for r, e in zip(replies, exs)) / len(exs)
-    kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
-    keyword = sum(PROXY_KEYWORD in r.lower() for r in replies) / len(exs)
+    gold = sum(check_format(r) and check_gold(r, e.gold) for r, e in zip(replies, learned)) / len(learned)
+    kl = kl_to_reference(policy, ref, tokenizer, chat_prompts(tokenizer, heldout), args.response_length, seed=args.seed)
+    keyword = sum(PROXY_KEYWORD in r.lower() for r in replies) / len(learned)
     return {"proxy_reward": proxy_reward, "gold_score": gold, "kl": kl, "keyword_rate": keyword, "replies": replies}
 # --8<-- [end:score]
 
@@ -139,6 +140,11 @@ def ppo_run(args, kl_coef: float, train: Dataset):
 # --8<-- [end:trainer]
 
 
+def spread(exs: list, n: int) -> list:
+    """`n` examples spread evenly over the list (it is ordered by task), so every task is scored."""
+    return exs[:: max(1, len(exs) // n)][:n]
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     kl_coefs = coefs(args)
@@ -159,14 +165,15 @@ def main(argv=None):
     if tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise LabError(f"{args.model}: the pad token equals EOS; PPO would mask every real end of reply")
     train = prompt_dataset(tokenizer, examples("train", tasks, args.seed), args.batch_size)
-    heldout = examples("test", tasks, args.seed)[: args.eval_questions]
-    before = evaluate(sft, sft, proxy, tokenizer, heldout, args)
+    learned = spread(examples("train", tasks, args.seed), args.eval_questions)  # gold: what SFT taught it
+    heldout = spread(examples("test", tasks, args.seed), args.eval_questions)  # KL: prompts PPO never saw
+    before = evaluate(sft, sft, proxy, tokenizer, learned, heldout, args)
 
     runs, curves, samples = [], {}, {"SFT (before PPO)": before["replies"]}
     for kl_coef in kl_coefs:
         set_seed(args.seed)
         policy, ref, _, history, held, episodes = ppo_run(args, kl_coef, train)
-        after = evaluate(policy, ref, proxy, tokenizer, heldout, args)
+        after = evaluate(policy, ref, proxy, tokenizer, learned, heldout, args)
         runs.append({
             "kl_coef": kl_coef,
             "proxy_reward_before": before["proxy_reward"], "proxy_reward_after": after["proxy_reward"],
@@ -186,7 +193,8 @@ def main(argv=None):
         "param_bytes_held": held,
         "replies_sampled_per_run": episodes,
         "peak_rss_mib": peak_rss_mib(),
-        "eval_questions": len(heldout),
+        "eval_questions": len(learned),
+        "kl_prompts": len(heldout),
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
@@ -199,9 +207,10 @@ def main(argv=None):
         ("gold_score_after", "gold score", ".0%"),
         ("keyword_rate_after", f"replies with “{PROXY_KEYWORD}”", ".0%"),
     ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward']:.2f}, gold score "
-        f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}; "
-        f"{len(heldout)} held-out questions.\n")
-    (args.output_dir / "samples.md").write_text(sample_table(heldout, samples))
+        f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}. Proxy reward, "
+        f"gold score and keyword share: greedy replies to {len(learned)} training questions; KL: {len(heldout)} "
+        f"held-out prompts.\n")
+    (args.output_dir / "samples.md").write_text(sample_table(learned, samples))
     return metrics
 
 
@@ -211,9 +220,9 @@ def cell(text: str, width: int = 80) -> str:
 
 
 def sample_table(exs, samples: dict[str, list[str]], n: int = 3) -> str:
-    """The first `n` held-out questions, answered by the SFT model and by each PPO run (greedy)."""
+    """`n` of the scored questions, answered by the SFT model and by each PPO run (greedy)."""
     lines = ["| question | model | reply |", "| --- | --- | --- |"]
-    for i in range(min(n, len(exs))):
+    for i in list(range(0, len(exs), max(1, len(exs) // n)))[:n]:
         for name, replies in samples.items():
             lines.append(f"| {cell(exs[i].prompt, 40)} | {name} | {cell(replies[i])} |")
     return "\n".join(lines) + "\n"
