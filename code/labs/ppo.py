@@ -12,6 +12,7 @@ the world's gold checker. KL to the reference is measured on held-out prompts, n
 Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md` and `samples.md`.
 """
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from transformers import set_seed
-from trl.experimental.ppo import PPOConfig, PPOTrainer
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # PPO is experimental in TRL 1.12 (gone in 1.13): pinned
+from trl.experimental.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
@@ -243,8 +245,8 @@ def reward_vs_kl(runs: list[dict], path) -> None:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel("KL(π ‖ π_ref) on held-out prompts (nats per reply)")
     ax.set_ylabel("proxy reward (logits)")
-    fig.legend(loc="lower center", fontsize=8, ncol=2, bbox_to_anchor=(0.5, 0.0))
-    fig.subplots_adjust(bottom=0.3)
+    handles = [*ax.get_legend_handles_labels()[0], *gold.get_legend_handles_labels()[0]]
+    ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8)
     plots.save(fig, path)
 
 
