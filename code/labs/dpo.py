@@ -9,7 +9,8 @@ TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = cor
 rejected = wrong, and rude or rambling), once per β. Each run reports the implicit-reward accuracy on
 held-out pairs and the KL to the reference on held-out prompts. A from-scratch DPO loss (the `loss`
 section) is checked against TRL's in the tests. The "what machinery disappears" table compares this lab's
-measured memory with the PPO lab's. Writes `metrics.json`, `beta.png`, `results.md` and `machinery.md`.
+measured memory with the PPO lab's. Writes `metrics.json`, `beta.png`, `results.md`, `machinery.md` and
+`memory.json` (peak RSS, which differs between runs).
 """
 
 import json
@@ -190,10 +191,10 @@ def main(argv=None):
         "models_held": 2,  # policy, reference
         "param_bytes_held": main_run["held"],
         "replies_sampled_per_run": 0,
-        "peak_rss_mib": peak_rss_mib(),
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
+    (args.output_dir / "memory.json").write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))  # varies by run
     beta_plot(sweep, args.output_dir / "beta.png")
     (args.output_dir / "results.md").write_text(report.table([
         ("training pairs", metrics["train_pairs"], ","),
@@ -207,8 +208,10 @@ def main(argv=None):
         ("preference_accuracy", "held-out accuracy", ".1%"),
         ("reward_margin", "margin r_w − r_l", ".2f"),
     ]))
-    ppo = json.loads((ensure_stage("ppo", args.preset, args.seed) / "metrics.json").read_text())
-    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, metrics))
+    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
+    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
+    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
+    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
     return metrics
 
 

@@ -9,9 +9,11 @@ TRL 1.12's `trl.experimental.ppo.PPOTrainer` fine-tunes the SFT model against th
 the reward lab, which loves a keyword whether or not the answer is right. One run per KL coefficient,
 `kl_coef = 0` included. Every run is scored twice on held-out questions: by the proxy reward model, and by
 the world's gold checker. KL to the reference is measured on held-out prompts, not taken from TRL's logs.
-Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md` and `samples.md`.
+Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md`, `samples.md` and `memory.json`
+(peak RSS: it differs between runs, so it stays out of `metrics.json`).
 """
 
+import json
 import os
 import subprocess
 import time
@@ -194,12 +196,12 @@ def main(argv=None):
         "models_held": 4,  # policy, reference, reward, value
         "param_bytes_held": held,
         "replies_sampled_per_run": episodes,
-        "peak_rss_mib": peak_rss_mib(),
         "eval_questions": len(learned),
         "kl_prompts": len(heldout),
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
+    (args.output_dir / "memory.json").write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))  # varies by run
     reward_vs_kl(runs, args.output_dir / "reward_vs_kl.png")
     training_curves(curves, args.output_dir / "training.png")
     (args.output_dir / "results.md").write_text(report.records(runs, [
