@@ -1,0 +1,252 @@
+"""DPO: preferences without a judge. No reward model, no sampling, no value model; a β sweep.
+
+    python code/labs/dpo.py --output_dir runs/dpo                  # lesson preset, about two CPU minutes
+    python code/labs/dpo.py --output_dir runs/dpo --preset smoke   # seconds
+    python code/labs/dpo.py --output_dir runs/dpo --preset gpu     # real gpt2 on UltraFeedback pairs
+    python code/labs/dpo.py --output_dir runs/dpo --data my_pairs.jsonl   # your own pairs
+
+TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = correct, concise, polite;
+rejected = wrong, and rude or rambling), once per β. Each run reports the implicit-reward accuracy on
+held-out pairs and the KL to the reference on held-out prompts. A from-scratch DPO loss (the `loss`
+section) is checked against TRL's in the tests. The "what machinery disappears" table compares this lab's
+measured memory with the PPO lab's. Writes `metrics.json`, `beta.png`, `results.md`, `machinery.md` and
+`memory.json` (peak RSS, which differs between runs).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers import set_seed
+from trl import DPOConfig, DPOTrainer
+
+from lifecycle import plots, report
+from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.evaluation import chat_prompts
+from lifecycle.models import load
+from lifecycle.rlhf import (hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, peak_rss_mib,
+                            ready_tokenizer)
+from lifecycle.stages import ensure_stage
+from lifecycle.world import TASKS, examples, pairs
+
+
+# --8<-- [start:args]
+@dataclass
+class Args(LabArgs):
+    positive = ("beta", "max_steps", "batch_size", "learning_rate", "max_length", "response_length")
+    model: str | None = field(default=None, metadata={"help": "The SFT model: a folder (default: the SFT stage)."})
+    data: str | None = field(default=None, metadata={"help": "A JSONL file of pairs (chosen, rejected, optional prompt)."})
+    hub_data: str | None = field(default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."})
+    tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."})
+    beta: float | None = field(default=None, metadata={"help": "The main run's β (must be one of --betas)."})
+    betas: str | None = field(default=None, metadata={"help": "Comma-separated β values, one run each."})
+    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps per run."})
+    batch_size: int | None = field(default=None, metadata={"help": "Pairs per step."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
+    max_length: int | None = field(default=None, metadata={"help": "Prompt + reply tokens kept."})
+    response_length: int | None = field(default=None, metadata={"help": "Reply tokens sampled to measure KL."})
+    eval_pairs: int | None = field(default=None, metadata={"help": "Held-out pairs to score (0: all)."})
+
+
+PRESETS = {
+    "smoke": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.1,1.0", max_steps=30, batch_size=16,
+                  learning_rate=2e-4, max_length=128, response_length=20, eval_pairs=48),
+    "lesson": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.01,0.1,1.0", max_steps=60,
+                   batch_size=16, learning_rate=2e-4, max_length=192, response_length=24, eval_pairs=0),
+    "gpu": dict(model="gpt2", hub_data="trl-lib/ultrafeedback_binarized", beta=0.1, betas="0.01,0.1,1.0",
+                max_steps=300, batch_size=8, learning_rate=5e-7, max_length=512, response_length=64, eval_pairs=256),
+}
+# --8<-- [end:args]
+
+
+# --8<-- [start:loss]
+def sequence_logps(model, input_ids, attention_mask, completion_mask):
+    """log π(y | x): the sum of the reply tokens' log-probabilities (prompt and padding masked out)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    token_logps = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    return (token_logps * completion_mask[:, 1:]).sum(-1)
+
+
+def dpo_loss(pi_chosen, pi_rejected, ref_chosen, ref_rejected, beta: float):
+    """−log σ(r_w − r_l) with the implicit reward r = β · log π(y|x)/π_ref(y|x); mean over pairs."""
+    r_chosen = beta * (pi_chosen - ref_chosen)
+    r_rejected = beta * (pi_rejected - ref_rejected)
+    return -F.logsigmoid(r_chosen - r_rejected).mean(), r_chosen, r_rejected
+# --8<-- [end:loss]
+
+
+@torch.no_grad()
+def implicit_rewards(trainer, policy, ref, beta: float):
+    """Implicit rewards of chosen and rejected on the held-out pairs, through TRL's own tokenization."""
+    policy.eval(), ref.eval()
+    chosen, rejected = [], []
+    for batch in trainer.get_eval_dataloader():
+        args = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+        pi_w, pi_l = sequence_logps(policy, *args).chunk(2)  # TRL stacks [chosen; rejected]
+        ref_w, ref_l = sequence_logps(ref, *args).chunk(2)
+        _, r_w, r_l = dpo_loss(pi_w, pi_l, ref_w, ref_l, beta)
+        chosen.append(r_w), rejected.append(r_l)
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def accuracy(r_chosen, r_rejected) -> float:
+    """Share of pairs whose chosen reply gets the higher implicit reward; a tie counts one half."""
+    return ((r_chosen > r_rejected).float() + 0.5 * (r_chosen == r_rejected).float()).mean().item()
+
+
+# --8<-- [start:trainer]
+def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
+    policy, tokenizer = load(args.model)
+    ref, _ = load(args.model)  # (1)!
+    ready_tokenizer(tokenizer, policy, ref)  # a no-op for our tokenizer
+    cuda = torch.cuda.is_available()
+    config = DPOConfig(
+        output_dir=str(args.output_dir / "trainer" / f"beta{beta:g}"),
+        beta=beta,  # (2)!
+        loss_type=["sigmoid"],  # the DPO paper's loss
+        max_steps=max_steps,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=32,
+        learning_rate=args.learning_rate,  # (3)!
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, max_steps // 10),
+        max_length=args.max_length,
+        logging_steps=max(1, max_steps // 20),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        seed=args.seed,
+        dataloader_num_workers=0,
+    )
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=pair_dataset(train),
+                         eval_dataset=pair_dataset(heldout), processing_class=tokenizer)
+    return trainer, policy, ref, tokenizer
+# --8<-- [end:trainer]
+
+
+def data(args, tasks):
+    if args.data:
+        rows = pairs_from_file(args.data)
+        if len(rows) < 2:
+            raise LabError(f"{args.data}: need at least 2 pairs (one to train on, one held out), got {len(rows)}")
+        cut = max(1, len(rows) // 5)
+        return rows[cut:], rows[:cut]
+    if args.hub_data:
+        return hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", args.eval_pairs or 500)
+    held = pairs("test", tasks, args.seed)
+    return pairs("train", tasks, args.seed), held[: args.eval_pairs] if args.eval_pairs else held
+
+
+def betas_of(args) -> list[float]:
+    try:
+        values = [float(b) for b in args.betas.split(",")]
+    except ValueError:
+        raise LabError(f"--betas must be comma-separated numbers, got {args.betas!r}") from None
+    if any(b <= 0 for b in values):
+        raise LabError(f"--betas must be positive, got {args.betas!r}")
+    if args.beta not in values:
+        raise LabError(f"--beta {args.beta} is not one of --betas {args.betas}")
+    return sorted(values)
+
+
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    betas = betas_of(args)
+    set_seed(args.seed)
+    start = time.perf_counter()
+    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
+    args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
+    prompts_from = examples("test", tasks, args.seed)
+
+    # --8<-- [start:sweep]
+    sweep, main_run = [], {}
+    for beta in betas:
+        set_seed(args.seed)
+        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, train, heldout, args.max_steps)
+        if beta == args.beta:  # before training the policy IS the reference: every implicit reward is 0
+            before = accuracy(*implicit_rewards(trainer, policy, ref, beta))
+        trainer.train()
+        r_w, r_l = implicit_rewards(trainer, policy, ref, beta)
+        prompts = chat_prompts(tokenizer, prompts_from)
+        kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
+        sweep.append({"beta": beta, "kl_to_reference": kl, "preference_accuracy": accuracy(r_w, r_l),
+                      "reward_margin": (r_w - r_l).mean().item()})
+        if beta == args.beta:
+            main_run = {"after": sweep[-1], "held": param_bytes(policy, ref), "history": trainer.state.log_history}
+    # --8<-- [end:sweep]
+
+    metrics = {
+        "preference_accuracy_before": before,
+        "preference_accuracy_after": main_run["after"]["preference_accuracy"],
+        "reward_margin_after": main_run["after"]["reward_margin"],
+        "beta": args.beta,
+        "beta_sweep": [{k: v for k, v in r.items() if k != "reward_margin"} for r in sweep],
+        "heldout_pairs": len(heldout),
+        "train_pairs": len(train),
+        "models_held": 2,  # policy, reference
+        "param_bytes_held": main_run["held"],
+        "replies_sampled_per_run": 0,
+        "wall_seconds": time.perf_counter() - start,
+    }
+    write_metrics(args.output_dir, metrics)
+    (args.output_dir / "memory.json").write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))  # varies by run
+    beta_plot(sweep, args.output_dir / "beta.png")
+    (args.output_dir / "results.md").write_text(report.table([
+        ("training pairs", metrics["train_pairs"], ","),
+        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
+        ("implicit-reward accuracy, before (policy = reference)", before, ".1%"),
+        (f"implicit-reward accuracy, after (β = {args.beta:g})", metrics["preference_accuracy_after"], ".1%"),
+        ("mean implicit-reward margin, after", metrics["reward_margin_after"], ".2f"),
+    ]) + "\n" + report.records(sweep, [
+        ("beta", "β", "g"),
+        ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
+        ("preference_accuracy", "held-out accuracy", ".1%"),
+        ("reward_margin", "margin r_w − r_l", ".2f"),
+    ]))
+    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
+    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
+    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
+    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
+    return metrics
+
+
+def machinery_table(ppo: dict, dpo: dict) -> str:
+    """PPO vs DPO, from the two labs' measured metrics."""
+    mib = lambda b: f"{b / 2**20:.1f} MiB"
+    rows = [
+        ("models in memory", "4: policy, reference, reward, value", "2: policy, reference"),
+        ("parameter memory of those models", mib(ppo["param_bytes_held"]), mib(dpo["param_bytes_held"])),
+        ("replies sampled during training (per run)", f"{ppo['replies_sampled_per_run']:,}", "0"),
+        ("reward model", "trained first (reward lab), queried on every reply", "none: the reward is implicit"),
+        ("value model (critic)", "trained alongside the policy", "none"),
+        ("peak process memory (RSS)", f"{ppo['peak_rss_mib']:.0f} MiB", f"{dpo['peak_rss_mib']:.0f} MiB"),
+        ("wall time of the lab (2-core CPU)", f"{ppo['wall_seconds']:.0f} s", f"{dpo['wall_seconds']:.0f} s"),
+    ]
+    lines = ["| | PPO (ppo lab) | DPO (this lab) |", "| --- | --- | --- |"]
+    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+
+
+def beta_plot(sweep: list[dict], path) -> None:
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
+    b = [r["beta"] for r in sweep]
+    ax.plot(b, [r["kl_to_reference"] for r in sweep], "o-", label="KL to reference")
+    ax.set_xscale("log")
+    ax.set_xlabel("β (log scale)")
+    ax.set_ylabel("KL(π ‖ π_ref), nats per reply")
+    acc = ax.twinx()
+    acc.plot(b, [r["preference_accuracy"] for r in sweep], "s--", color="C2", label="held-out accuracy")
+    acc.set_ylim(0, 1.05)
+    acc.set_ylabel("implicit-reward accuracy")
+    acc.grid(False)
+    fig.legend(loc="upper right", bbox_to_anchor=(0.85, 0.88), fontsize=8)
+    ax.set_title("Larger β keeps the policy closer to the reference", fontsize=10)
+    plots.save(fig, path)
+
+
+if __name__ == "__main__":
+    run(main)

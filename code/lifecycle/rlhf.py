@@ -1,0 +1,129 @@
+"""What the preference labs (reward model, PPO, DPO) share: pair data, reward scores, KL to the
+reference, and the memory a run holds.
+
+The same functions run on the tiny offline models and on the real `gpt2` (`gpu` presets).
+"""
+
+import resource
+import sys
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset, load_dataset
+
+from .cli import LabError
+from .tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
+from .world import read_pairs
+
+PAIR_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+def pair_dataset(rows: list[dict]) -> Dataset:
+    """A TRL preference dataset (prompt / chosen / rejected) from rows; extra columns are dropped."""
+    keys = [k for k in PAIR_COLUMNS if k in rows[0]]
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in keys})
+
+
+def pairs_from_file(path: str) -> list[dict]:
+    """A reader's `--data` JSONL file; bad rows become one-line errors that name the file and the row."""
+    try:
+        return read_pairs(path)
+    except ValueError as e:
+        raise LabError(str(e)) from None
+
+
+def hub_pairs(name: str, split: str, n: int) -> list[dict]:
+    """The first `n` rows of a TRL preference dataset on the Hub, e.g. `trl-lib/ultrafeedback_binarized`."""
+    try:
+        ds = load_dataset(name, split=f"{split}[:{n}]")
+    except Exception as e:  # datasets raises several types when offline
+        raise LabError(f"cannot load {name} from the Hub (offline?): {type(e).__name__}") from None
+    return [{k: r[k] for k in PAIR_COLUMNS if k in r} for r in ds]
+
+
+def ready_tokenizer(tokenizer, *models):
+    """Give a Hub model (gpt2) what our tiny models already have: role markers, a pad token that is not EOS
+    (PPO masks padding by token id), `<|end|>` as EOS, and our chat template. The tokens are added in the
+    same order as the SFT lab adds them, so the policy and the reward models share token ids."""
+    if tokenizer.chat_template == CHAT_TEMPLATE:
+        return tokenizer
+    tokenizer.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    for model in models:
+        model.resize_token_embeddings(len(tokenizer))
+        for cfg in (model.config, getattr(model, "generation_config", None)):
+            if cfg is not None:
+                cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    return tokenizer
+
+
+def as_text(tokenizer, messages) -> str:
+    """A conversation (or plain text) as the exact string the models see."""
+    if isinstance(messages, str):
+        return messages
+    return tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+@torch.no_grad()
+def reward_scores(reward_model, tokenizer, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+    """The reward model's scalar score of each full text (prompt and reply)."""
+    reward_model.eval()
+    tokenizer.padding_side = "right"
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        out.append(reward_model(**enc.to(reward_model.device)).logits[:, 0].float().cpu())
+    return torch.cat(out)
+
+
+def pair_scores(reward_model, tokenizer, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of chosen and rejected for each pair."""
+    def full(r, key):
+        return as_text(tokenizer, r.get("prompt", []) + r[key]) if isinstance(r[key], list) else r.get("prompt", "") + r[key]
+
+    chosen = reward_scores(reward_model, tokenizer, [full(r, "chosen") for r in rows])
+    rejected = reward_scores(reward_model, tokenizer, [full(r, "rejected") for r in rows])
+    return chosen, rejected
+
+
+# --8<-- [start:kl]
+@torch.no_grad()
+def kl_to_reference(policy, ref, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
+                    batch_size: int = 32) -> float:
+    """KL(π‖π_ref) per reply, in nats: the policy samples a reply to each held-out prompt (temperature 1),
+    and at every reply token we add the exact KL between the two next-token distributions."""
+    policy.eval(), ref.eval()
+    tokenizer.padding_side = "left"
+    torch.manual_seed(seed)
+    total, n = 0.0, 0
+    for i in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(policy.device)
+        seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                              max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id)
+        mask = seq != tokenizer.pad_token_id
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        P = enc["input_ids"].shape[1]  # replies start here
+        logp = F.log_softmax(policy(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+        logr = F.log_softmax(ref(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+        per_token = (logp.exp() * (logp - logr)).sum(-1)  # KL of the next-token distributions
+        total += (per_token * mask[:, P:]).sum().item()  # reply tokens only, EOS included
+        n += seq.shape[0]
+    return total / n
+# --8<-- [end:kl]
+
+
+def param_bytes(*models) -> int:
+    """Bytes of the parameters of the distinct models held (a shared module counts once)."""
+    seen = {}
+    for m in models:
+        for p in m.parameters():
+            seen[p.data_ptr()] = p.numel() * p.element_size()
+    return sum(seen.values())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -1,0 +1,80 @@
+"""DPO: held-out preference accuracy rises, larger β keeps the policy closer to the reference, the
+from-scratch loss equals TRL's on the same batch, and bad pairs files are one line and exit 2."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from conftest import LABS, ROOT, run_lab
+from test_reward import BAD_PAIRS, bad_input
+
+
+def lab_module():
+    spec = importlib.util.spec_from_file_location("dpo_lab", LABS / "dpo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preference_accuracy_rises(lab_metrics):
+    m = lab_metrics("dpo")
+    assert m["preference_accuracy_before"] == pytest.approx(0.5)  # policy = reference: every reward is 0
+    assert m["preference_accuracy_after"] >= 0.9
+    assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.3
+    assert m["reward_margin_after"] > 0
+
+
+def test_larger_beta_stays_closer_to_reference(lab_metrics):
+    sweep = sorted(lab_metrics("dpo")["beta_sweep"], key=lambda r: r["beta"])
+    kls = [r["kl_to_reference"] for r in sweep]
+    assert all(a > b for a, b in zip(kls, kls[1:])), kls
+
+
+def test_committed_lesson_results_meet_the_targets():
+    m = json.loads((ROOT / "snippets" / "results" / "dpo.json").read_text())
+    assert m["preference_accuracy_after"] >= 0.9
+    assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.3
+    kls = [r["kl_to_reference"] for r in sorted(m["beta_sweep"], key=lambda r: r["beta"])]
+    assert all(a > b for a, b in zip(kls, kls[1:])), kls
+
+
+def test_from_scratch_loss_matches_trl(tmp_path):
+    """Our ten-line DPO loss and TRL's `DPOTrainer.compute_loss` give the same number on the same batch."""
+    from trl import DPOConfig, DPOTrainer
+
+    from lifecycle.models import build_model
+    from lifecycle.rlhf import pair_dataset
+    from lifecycle.tokenizer import load_tokenizer
+    from lifecycle.world import pairs
+
+    dpo = lab_module()
+    tokenizer = load_tokenizer()
+    policy, ref = build_model("smoke", tokenizer, seed=1), build_model("smoke", tokenizer, seed=2)  # π ≠ π_ref
+    config = DPOConfig(output_dir=str(tmp_path), beta=0.3, per_device_train_batch_size=4, max_length=128,
+                       report_to="none", use_cpu=True, bf16=False, gradient_checkpointing=False)
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, processing_class=tokenizer,
+                         train_dataset=pair_dataset(pairs("train", ("capital", "arithmetic"))[:8]))
+    batch = next(iter(trainer.get_train_dataloader()))
+    policy.eval(), ref.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(trainer.model, batch).item()
+        inputs = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+        pi_w, pi_l = dpo.sequence_logps(policy, *inputs).chunk(2)
+        ref_w, ref_l = dpo.sequence_logps(ref, *inputs).chunk(2)
+        ours, _, _ = dpo.dpo_loss(pi_w, pi_l, ref_w, ref_l, beta=0.3)
+    assert abs(trl_loss - torch.log(torch.tensor(2.0)).item()) > 1e-3  # a real batch, not the π = π_ref case
+    assert ours.item() == pytest.approx(trl_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("case", BAD_PAIRS)
+def test_bad_pairs_file_is_one_line_exit_2(case, tmp_path):
+    bad_input("dpo", case, tmp_path)
+
+
+def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
+    proc = run_lab("dpo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(offline?)" in lines[0], proc.stderr[-2000:]
