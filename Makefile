@@ -28,8 +28,10 @@ site: install
 	$(BIN)/mkdocs build --strict
 
 # The bash fences on the pages say `python`, as a reader would type it: that must be the venv's.
+# Two workers, one torch thread each: two processes with two threads each on 2 cores run far slower.
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests docs --codeblocks --durations=15
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
+		tests docs --codeblocks --durations=20
 
 # Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
 results: install

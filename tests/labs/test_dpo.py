@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import LABS, ROOT, run_lab
-from test_reward import BAD_PAIRS, bad_input
+from labs.test_reward import BAD_PAIRS, bad_input
 
 
 def lab_module():
