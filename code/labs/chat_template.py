@@ -9,17 +9,16 @@ only the text around the question changes, and the world's format and gold check
 Writes `metrics.json`, `results.md`, `prompts.md` and `templates.png`.
 """
 
-import subprocess
 import time
 from dataclasses import dataclass, field
 
 from transformers import set_seed
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.cli import LabArgs, parse, run, write_metrics
 from lifecycle.evaluation import complete, score
 from lifecycle.models import load
-from lifecycle.stages import ensure_stage
+from lifecycle.stages import stage_model
 from lifecycle.world import examples
 
 
@@ -59,12 +58,7 @@ def render(tokenizer, question: str, name: str) -> str:
 
 
 def sft_model(args) -> str:
-    if args.model:
-        return args.model
-    try:
-        return str(ensure_stage("sft", args.preset, args.seed) / "model")
-    except subprocess.CalledProcessError:
-        raise LabError(f"the sft stage failed at --preset {args.preset}; run code/labs/sft.py --preset {args.preset} to see why") from None
+    return args.model or stage_model("sft", args.preset, args.seed)
 
 
 def cell(text: str, width: int = 60) -> str:

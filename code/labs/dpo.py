@@ -28,7 +28,7 @@ from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
 from lifecycle.rlhf import (hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, peak_rss_mib,
                             ready_tokenizer)
-from lifecycle.stages import ensure_stage
+from lifecycle.stages import ensure_stage, stage_model
 from lifecycle.world import TASKS, examples, pairs
 
 
@@ -54,7 +54,8 @@ PRESETS = {
     "smoke": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.1,1.0", max_steps=30, batch_size=16,
                   learning_rate=2e-4, max_length=128, response_length=20, eval_pairs=48),
     "lesson": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.01,0.1,1.0", max_steps=60,
-                   batch_size=16, learning_rate=2e-4, max_length=192, response_length=24, eval_pairs=0),
+                   batch_size=16, learning_rate=1e-4,  # 2e-4 collapsed the small-beta run, scrambling the KL order
+                   max_length=192, response_length=24, eval_pairs=0),
     "gpu": dict(model="gpt2", hub_data="trl-lib/ultrafeedback_binarized", beta=0.1, betas="0.01,0.1,1.0",
                 max_steps=300, batch_size=8, learning_rate=5e-7, max_length=512, response_length=64, eval_pairs=256),
 }
@@ -157,10 +158,10 @@ def main(argv=None):
     args = parse(Args, PRESETS, argv)
     betas = betas_of(args)
     set_seed(args.seed)
-    start = time.perf_counter()
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
     train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
-    args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
+    args.model = args.model or stage_model("sft", args.preset, args.seed)
+    start = time.perf_counter()  # DPO's own time, not the SFT stage's
     prompts_from = examples("test", tasks, args.seed)
 
     # --8<-- [start:sweep]

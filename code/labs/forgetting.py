@@ -13,7 +13,6 @@ Writes `metrics.json`, `results.md` and `forgetting.png`.
 
 import math
 import random
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.evaluation import chat_prompts, complete, perplexity, score
 from lifecycle.models import load
-from lifecycle.stages import ensure_stage
+from lifecycle.stages import stage_model
 from lifecycle.world import examples, web_corpus
 from lifecycle.world.tasks import TASKS
 
@@ -57,12 +56,7 @@ PRESETS = {
 
 
 def sft_model(args) -> str:
-    if args.model:
-        return args.model
-    try:
-        return str(ensure_stage("sft", args.preset, args.seed) / "model")
-    except subprocess.CalledProcessError:
-        raise LabError(f"the sft stage failed at --preset {args.preset}; run code/labs/sft.py --preset {args.preset} to see why") from None
+    return args.model or stage_model("sft", args.preset, args.seed)
 
 
 # --8<-- [start:data]

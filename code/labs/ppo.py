@@ -15,10 +15,8 @@ Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md`, `sample
 
 import json
 import os
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from datasets import Dataset
@@ -31,7 +29,7 @@ from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
 from lifecycle.rlhf import kl_to_reference, param_bytes, peak_rss_mib, reward_scores
-from lifecycle.stages import ensure_stage
+from lifecycle.stages import stage_model
 from lifecycle.world import TASKS, check_format, check_gold, examples
 from lifecycle.world.tasks import PROXY_KEYWORD
 
@@ -154,11 +152,9 @@ def main(argv=None):
     kl_coefs = coefs(args)
     set_seed(args.seed)
     start = time.perf_counter()
-    try:  # the earlier stages, from the cache or run now
-        args.model = args.model or str(ensure_stage("sft", args.preset, args.seed) / "model")
-        args.reward_model = args.reward_model or str(ensure_stage("reward", args.preset, args.seed) / "proxy_model")
-    except subprocess.CalledProcessError as e:
-        raise LabError(f"an earlier stage failed at --preset {args.preset}: {Path(e.cmd[1]).name} exited {e.returncode}") from None
+    # the earlier stages, from the cache or run now
+    args.model = args.model or stage_model("sft", args.preset, args.seed)
+    args.reward_model = args.reward_model or stage_model("reward", args.preset, args.seed, "proxy_model")
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
     unknown = set(tasks) - set(TASKS)
     if unknown:

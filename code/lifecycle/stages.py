@@ -12,12 +12,13 @@ from functools import cache
 from pathlib import Path
 
 from .cache import PACKAGE, ROOT, cache_dir, fingerprint
+from .cli import LabError
 
 LABS = ROOT / "code" / "labs"
 
 
 IMPORT = re.compile(r"lifecycle\.([a-z_]+)|from lifecycle import ([a-z_, ]+)|from \.([a-z_]+) import")
-UPSTREAM = re.compile(r"""ensure_stage\(\s*["'](\w+)["']|(base_model)\(""")
+UPSTREAM = re.compile(r"""(?:ensure_stage|stage_model)\(\s*["'](\w+)["']|(base_model)\(""")
 
 
 def _module_files(path: Path) -> set[Path]:
@@ -64,6 +65,16 @@ def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
         except OSError:  # another process finished the same stage first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> str:
+    """The folder `<name>` of an earlier stage's output, running that stage first if needed.
+
+    A stage that fails is one line (exit 2) naming the script to run on its own to see why."""
+    try:
+        return str(ensure_stage(lab, preset, seed) / name)
+    except subprocess.CalledProcessError:
+        raise LabError(f"the {lab} stage failed at --preset {preset}; run code/labs/{lab}.py --preset {preset} to see why") from None
 
 
 def base_model(preset: str, seed: int = 0) -> Path:

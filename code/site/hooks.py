@@ -14,7 +14,6 @@
 import ast
 import datetime
 import hashlib
-import json
 import re
 import subprocess
 import tomllib

@@ -55,4 +55,4 @@ def test_gpu_preset_offline_exits_2(tmp_path):
     proc = run_lab("ppo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ppo: error: an earlier stage failed at --preset gpu: sft.py exited 2"), proc.stderr[-2000:]
+    assert last.startswith("ppo: error: the sft stage failed at --preset gpu"), proc.stderr[-2000:]
