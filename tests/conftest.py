@@ -25,6 +25,14 @@ def run_lab(lab: str, *args: str, check: bool = True) -> subprocess.CompletedPro
     return proc
 
 
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """Bad input's contract: exit code 2 and exactly one line on stderr, which is returned."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
 _runs: dict[tuple[str, str], dict] = {}
 
 
