@@ -15,6 +15,8 @@ Writes `metrics.json`, `results.md`, `shapes.md`, `bubble.md` and `bubble.png`.
 
 import copy
 import json
+import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -303,6 +305,11 @@ def worker(rank: int, args, out: Path) -> None:
             (out / "raw.json").write_text(json.dumps(dict(metrics=metrics, shapes=sum(rows, []), bubble=bubble)))
     finally:
         dist.destroy_process_group()
+    # --8<-- [start:exit]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # (1)!
+    # --8<-- [end:exit]
 
 
 def shapes_table(shapes: list[dict]) -> str:
