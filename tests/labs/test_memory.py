@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import LABS, ROOT, run_lab
+from conftest import LABS, ROOT, error_line, run_lab
 from lifecycle.cli import TIMING_SUFFIXES, LabError
 
 sys.path.insert(0, str(LABS))
@@ -80,10 +80,9 @@ def test_lesson_results_reproduce(lab_metrics):
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     proc = run_lab("memory", *[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("memory: error:"), proc.stderr[-2000:]
-    assert message in lines[0]
+    line = error_line(proc)
+    assert line.startswith("memory: error:"), proc.stderr[-2000:]
+    assert message in line
 
 
 @pytest.mark.parametrize(

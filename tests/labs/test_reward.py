@@ -53,10 +53,9 @@ def bad_input(lab: str, case: str, tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text(text)
     proc = run_lab(lab, "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(path), check=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{lab}: error: {path}"), proc.stderr[-2000:]
-    assert message in lines[0]
+    line = error_line(proc)
+    assert line.startswith(f"{lab}: error: {path}"), proc.stderr[-2000:]
+    assert message in line
 
 
 @pytest.mark.parametrize("case", BAD_PAIRS)

@@ -64,10 +64,9 @@ def test_bad_data_is_one_line_exit_2(case, tmp_path):
     data = tmp_path / f"{case}.jsonl"
     data.write_text(text)
     proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(data), check=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sft: error:"), proc.stderr[-2000:]
-    assert str(data) in lines[0] and message in lines[0]
+    line = error_line(proc)
+    assert line.startswith("sft: error:"), proc.stderr[-2000:]
+    assert str(data) in line and message in line
 
 
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
