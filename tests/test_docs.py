@@ -73,10 +73,12 @@ def included():
 
 
 def code_files():
+    """Every file a reader runs or configures; the data the site build reads (code/site/data) is not code."""
     return sorted(
         p for p in CODE.rglob("*")
         if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".sh", ".json"}
         and p.name != "__init__.py" and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+        and CODE / "site" / "data" not in p.parents
     )
 
 

@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 
 DOCS = ROOT / "docs"
-CARD = yaml.safe_load((ROOT / "tests/data/card.yaml").read_text())
+CARD = yaml.safe_load((ROOT / "code/site/data/card.yaml").read_text())
 ANCHORS = yaml.safe_load((ROOT / "tests/data/concept_anchors.yaml").read_text())
 PAGES = sorted((DOCS / "explainer").glob("[1-6]-*.md"))
 

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from lifecycle import memory, qbank
+import qbank
+from lifecycle import memory
 
 DOCS = ROOT / "docs"
-LAB_KEYS = yaml.safe_load((ROOT / "tests" / "data" / "lab_keys.yaml").read_text())
+LAB_KEYS = yaml.safe_load((qbank.DATA / "lab_keys.yaml").read_text())
 REQUIRED_TOPICS = {"data", "objective", "memory", "parallelism", "sft", "forgetting", "reward", "ppo", "dpo",
                    "precision", "schedules", "accumulation", "checkpointing", "stopping"}
 
@@ -30,7 +31,7 @@ def source():
 def test_bank_validates_against_the_schema(source):
     bank, card = source
     # Metric keys: the lab's published snippets/results/<lab>.json when it exists, else the contract list
-    # in tests/data/lab_keys.yaml (the labs are written in parallel; the fallback keeps links checkable).
+    # in code/site/data/lab_keys.yaml (the labs are written in parallel; the fallback keeps links checkable).
     assert qbank.check(bank, card, DOCS, qbank.RESULTS, LAB_KEYS) == []
 
 

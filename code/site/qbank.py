@@ -4,7 +4,7 @@ The source is `docs/questions/bank.yaml`. This file is also the MkDocs hook (`ho
 renders it at build time, so no generated page is committed and nothing goes stale:
 
     mkdocs build --strict                              # renders everything below, validating the bank
-    python -m lifecycle.qbank                          # the same checks from the command line
+    python code/site/qbank.py                          # the same checks from the command line
 
 What it renders:
 - `questions/<topic>.md`: one page per topic, one heading (stable anchor = question id) per question;
@@ -13,8 +13,9 @@ What it renders:
   `assets/flashcards/lifecycle-deck.tsv` (Anki: File > Import, one note per question);
 - the failure → fix cards into `failures.md` and the health checklist into `checklist.md`.
 
-It imports only the standard library, PyYAML and Markdown (both come with MkDocs), because MkDocs loads a
-hook by file path, outside the installed package.
+It is site code, not part of the `lifecycle` package: MkDocs loads it by file path. It reads the course
+card (`code/site/data/card.yaml`) and imports only the standard library, PyYAML, Markdown and the stage
+graph (`lifecycle.stages.STAGES`, for the labs' titles).
 """
 
 import csv
@@ -30,8 +31,9 @@ import markdown
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
 BANK = ROOT / "docs" / "questions" / "bank.yaml"
-CARD = ROOT / "tests" / "data" / "card.yaml"
+CARD = DATA / "card.yaml"
 RESULTS = ROOT / "snippets" / "results"
 DOCS = ROOT / "docs"
 
@@ -332,12 +334,11 @@ def on_files(files, config):
     from mkdocs.structure.files import File
 
     docs = Path(config["docs_dir"])
-    root = Path(config["config_file_path"]).parent
-    bank, card = load(docs / "questions" / "bank.yaml", root / "tests" / "data" / "card.yaml")
+    bank, card = load(docs / "questions" / "bank.yaml", CARD)
     problems = check(bank, card, docs)
     if problems:
         raise PluginError("docs/questions/bank.yaml:\n  " + "\n  ".join(problems))
-    out = render(bank, card, root / "snippets" / "results")
+    out = render(bank, card, RESULTS)
     _state.update(bank=bank, out=out, files=files)
     for path, content in out.items():
         if path in FRAGMENTS:
@@ -404,7 +405,7 @@ def on_post_page(output, page, config):
 
 def main(argv: list[str] | None = None) -> int:
     bank, card = load()
-    lab_keys = yaml.safe_load((ROOT / "tests" / "data" / "lab_keys.yaml").read_text())
+    lab_keys = yaml.safe_load((DATA / "lab_keys.yaml").read_text())
     problems = check(bank, card, results=RESULTS, lab_keys=lab_keys)
     print("\n".join(problems) or f"{len(bank['questions'])} questions, {len(bank['failures'])} failure cards: valid")
     return 1 if problems else 0
