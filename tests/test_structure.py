@@ -31,3 +31,47 @@ def test_lifecycle_imports_nothing_from_site_or_tests():
             if folder in text:
                 problems.append(f"{rel} names {folder}: the package must not read the site's or the tests' files")
     assert not problems, "\n".join(problems)
+
+
+def stages_run_by(lab: str) -> set[str]:
+    """The earlier stages a lab script calls for: ensure_stage("x", ...), stage_model("x", ...), base_model(...)."""
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / "code" / "labs" / f"{lab}.py").read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("ensure_stage", "stage_model") and isinstance(node.args[0], ast.Constant):
+                found.add(node.args[0].value)
+            elif node.func.id == "base_model":
+                found.add("pretrain")
+    return found
+
+
+def test_stage_graph_is_declared_and_true():
+    """STAGES lists every lab script once, in an order where each lab comes after what it needs, and each
+    lab's `needs` are exactly the stages its script runs (so fingerprints and the diagram tell the truth)."""
+    from lifecycle.stages import STAGES
+
+    assert set(STAGES) == {p.stem for p in (ROOT / "code" / "labs").glob("*.py") if not p.stem.startswith("_")}
+    order = list(STAGES)
+    for lab, stage in STAGES.items():
+        assert all(order.index(up) < order.index(lab) for up in stage.needs), lab
+        assert set(stage.needs) == stages_run_by(lab), f"{lab}: STAGES says {stage.needs}, the script runs {stages_run_by(lab)}"
+
+
+def test_fingerprint_covers_the_lab_its_package_modules_and_earlier_stages():
+    from lifecycle.stages import sources
+
+    files = {str(p.relative_to(ROOT / "code")) for p in sources("ppo")}
+    assert {"labs/ppo.py", "labs/sft.py", "labs/reward.py", "labs/pretrain.py"} <= files
+    assert {"lifecycle/rlhf.py", "lifecycle/evaluation.py", "lifecycle/world/tasks.py"} <= files  # transitive too
+    assert "labs/dpo.py" not in files and "lifecycle/memory.py" not in files
+
+
+def test_labs_index_draws_the_graph():
+    import hooks
+    from lifecycle.stages import STAGES
+
+    graph = hooks.stage_graph()
+    assert graph.startswith("```mermaid\nflowchart LR")
+    for lab, stage in STAGES.items():
+        assert f'{lab}["{stage.title}"]' in graph and stage.shows in graph
+        assert all(f"{up} --> {lab}" in graph for up in stage.needs)

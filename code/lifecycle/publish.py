@@ -1,6 +1,6 @@
 """`make results`: rerun labs at the lesson preset and copy what the site shows into the repo.
 
-    python -m lifecycle.publish            # every lab in code/labs
+    python -m lifecycle.publish            # every lab, in lifecycle order (lifecycle.stages.STAGES)
     python -m lifecycle.publish pretrain   # just one
 
 For each lab: `results.md` and `metrics.json` go to `snippets/results/<lab>.{md,json}`, and its plots to
@@ -11,7 +11,7 @@ import shutil
 import sys
 
 from .cache import ROOT
-from .stages import LABS, ensure_stage
+from .stages import STAGES, ensure_stage
 
 RESULTS = ROOT / "snippets" / "results"
 ASSETS = ROOT / "docs" / "assets" / "labs"
@@ -33,7 +33,7 @@ def publish(lab: str) -> None:
 
 
 def main(labs: list[str]) -> None:
-    for lab in labs or sorted(p.stem for p in LABS.glob("*.py") if not p.stem.startswith("_")):
+    for lab in labs or STAGES:
         publish(lab)
 
 

@@ -1,49 +1,95 @@
-"""Earlier stages on demand: a lab that needs the base model finds it in the cache or pretrains it.
+"""The lifecycle as a declared graph, and earlier stages on demand.
 
-So any lab runs alone on a fresh clone; the first one pays for pretraining, the rest reuse it.
+`STAGES` names every lab in lifecycle order, with its title and the earlier labs whose outputs it runs
+(`needs`). The site draws the labs index, its diagram and the nav from it; the cache fingerprints a lab's
+outputs by the files it depends on. A lab that needs the base model finds it in the cache or pretrains
+it, so any lab runs alone on a fresh clone: the first one pays for pretraining, the rest reuse it.
+
+This module imports only the standard library at load time, so the site build can read `STAGES` cheaply.
 """
 
+import ast
 import os
-import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from .cache import PACKAGE, ROOT, cache_dir, fingerprint
-from .cli import LabError
 
 LABS = ROOT / "code" / "labs"
 
 
-IMPORT = re.compile(r"lifecycle\.([a-z_]+)|from lifecycle import ([a-z_, ]+)|from \.([a-z_]+) import")
-UPSTREAM = re.compile(r"""(?:ensure_stage|stage_model)\(\s*["'](\w+)["']|(base_model)\(""")
+# --8<-- [start:graph]
+@dataclass(frozen=True)
+class Stage:
+    title: str  # the nav title
+    shows: str  # one line for the labs index
+    needs: tuple[str, ...] = ()  # earlier labs whose outputs this lab runs (via ensure_stage / stage_model)
 
 
-def _module_files(path: Path) -> set[Path]:
+STAGES = {  # lifecycle order: the nav and the labs index follow it
+    "pretrain": Stage("GPT-2 from scratch", "next-token pretraining: validation perplexity before and after"),
+    "curation": Stage("Data curation", "dedup, filters, mixing and contamination, and what each costs the model"),
+    "sft": Stage("SFT", "the opening failure, fixed: a base model continues text, an SFT model answers",
+                 ("pretrain",)),
+    "chat_template": Stage("Chat templates", "the same model with the right, missing and wrong template", ("sft",)),
+    "forgetting": Stage("Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)),
+    "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
+    "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
+    "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft", "ppo")),
+    "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
+    "parallelism": Stage("Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"),
+    "mechanics": Stage("Mechanics", "warmup, precision, accumulation, checkpointing and resume"),
+}
+# --8<-- [end:graph]
+
+
+def _module_file(dotted: str) -> Path | None:
+    """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package gives its __init__.py)."""
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE.name:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.exists():
+            return f
+    return None
+
+
+def _imports(path: Path) -> set[Path]:
+    """The package files that `path` imports, read from its syntax tree (absolute and relative imports)."""
+    here = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1] if PACKAGE in path.parents else ()
     files = set()
-    for dotted, listed, relative in IMPORT.findall(path.read_text()):
-        base = path.parent if relative else PACKAGE
-        for n in [dotted or relative] if (dotted or relative) else [n.strip() for n in listed.split(",")]:
-            files |= {base / f"{n}.py"} if (base / f"{n}.py").exists() else set((base / n).glob("*.py"))
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module.split(".") if node.module else []
+            if node.level:  # `from .x import y`: relative to this file's package
+                base = [*here[: len(here) - node.level + 1], *base]
+            dotted = ".".join(base)
+            modules = [dotted, *(f"{dotted}.{a.name}" for a in node.names)]  # `from pkg import module` names a file
+        else:
+            continue
+        files |= {f for f in map(_module_file, modules) if f is not None}
     return files
 
 
 @cache
 def sources(lab: str) -> frozenset[Path]:
     """The files a lab's results depend on: the script, the package modules it imports (transitively),
-    and the sources of the earlier stages it runs."""
+    and the sources of the earlier stages it needs (`STAGES[lab].needs`)."""
     todo, seen = [LABS / f"{lab}.py"], set()
     while todo:
         f = todo.pop()
         if f not in seen:
             seen.add(f)
-            todo += _module_files(f)
-    for stage, base in UPSTREAM.findall((LABS / f"{lab}.py").read_text()):
-        up = "pretrain" if base else stage
-        if up != lab:
-            seen |= sources(up)
+            todo += _imports(f)
+    for up in STAGES[lab].needs:
+        seen |= sources(up)
     return frozenset(seen)
 
 
@@ -71,6 +117,8 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
     """The folder `<name>` of an earlier stage's output, running that stage first if needed.
 
     A stage that fails is one line (exit 2) naming the script to run on its own to see why."""
+    from .cli import LabError  # here, not at the top: importing the CLI loads transformers
+
     try:
         return str(ensure_stage(lab, preset, seed) / name)
     except subprocess.CalledProcessError:

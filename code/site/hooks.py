@@ -6,6 +6,8 @@
   `tests/browser/test_site.py` checks that the code cells equal the script.
 - The script is also published next to its notebook (`notebooks/<lab>.py`), and each lab page gets
   "view source" and "download notebook" buttons (see code/site/partials/actions.html).
+- The labs come from the stage graph (`lifecycle.stages.STAGES`): their nav entries and titles, in lifecycle
+  order, and the labs index's diagram and table (the `<!-- stages:index -->` marker in docs/labs/index.md).
 - Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or the
   build date for files git does not know.
 - Pages without a diagram do not load the 3 MB mermaid script.
@@ -24,6 +26,8 @@ import nbformat
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 from mkdocs.utils import get_relative_url
+
+from lifecycle.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = ROOT / "code" / "labs"
@@ -64,8 +68,23 @@ def _share_compiled_templates():
     TemplateExporter._create_environment = create_environment
 
 
+INDEX_MARKER = "<!-- stages:index -->"
+
+
 def labs() -> list[Path]:
-    return sorted(p for p in LABS.glob("*.py") if not p.name.startswith("_"))
+    """Every lab script, in lifecycle order."""
+    return [LABS / f"{lab}.py" for lab in STAGES]
+
+
+def stage_graph() -> str:
+    """The labs index's diagram and table, drawn from STAGES: an arrow means the later lab runs (or
+    reuses from the cache) the earlier lab's output."""
+    nodes = [f'    {lab}["{s.title}"]' for lab, s in STAGES.items()]
+    edges = [f"    {up} --> {lab}" for lab, s in STAGES.items() for up in s.needs]
+    link = lambda lab: f"[{STAGES[lab].title}]({lab}.md)"
+    rows = [f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |" for lab, s in STAGES.items()]
+    return "\n".join(["```mermaid", "flowchart LR", *nodes, *edges, "```", "",
+                      "| lab | builds on | what it shows |", "| --- | --- | --- |", *rows])
 
 
 def pinned_packages() -> list[str]:
@@ -153,32 +172,15 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _nav_titles(nav) -> dict[str, str]:
-    """`labs/<lab>.md` -> its title in the nav."""
-    titles = {}
-
-    def walk(item, title=None):
-        if isinstance(item, dict):
-            for k, v in item.items():
-                walk(v, k)
-        elif isinstance(item, list):
-            for v in item:
-                walk(v)
-        elif isinstance(item, str) and title:
-            titles[item] = title
-
-    walk(nav)
-    return titles
-
-
 def on_config(config):
+    """The Labs section of the nav: the index page, then each lab and its notebook in lifecycle order."""
     _share_compiled_templates()
-    titles = _nav_titles(config.nav)
-    entries = [{titles.get(f"labs/{p.stem}.md", p.stem): f"notebooks/{p.stem}.ipynb"} for p in labs()]
+    pages = [{s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()]
+    notebooks = [{s.title: f"notebooks/{lab}.ipynb"} for lab, s in STAGES.items()]
     for item in config.nav or []:
-        if isinstance(item, dict) and "Labs" in item and entries:
-            item["Labs"] = [*item["Labs"], {"Notebooks": entries}]
-    config.extra["lab_titles"] = {p.stem: titles.get(f"labs/{p.stem}.md", p.stem) for p in labs()}
+        if isinstance(item, dict) and "Labs" in item:
+            item["Labs"] = [*item["Labs"], *pages, {"Notebooks": notebooks}]
+    config.extra["lab_titles"] = {lab: s.title for lab, s in STAGES.items()}
     _dates.clear()
     _dates.update(_git_dates())
     return config
@@ -216,6 +218,15 @@ def on_files(files, config):
         files.append(File(f"labs/{lab}.py", str(ROOT / "code"), config.site_dir, config.use_directory_urls,
                           dest_uri=f"notebooks/{lab}.py"))
     return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri == "labs/index.md":
+        if INDEX_MARKER not in markdown:
+            from mkdocs.exceptions import PluginError
+            raise PluginError(f"docs/labs/index.md lost its marker {INDEX_MARKER}")
+        markdown = markdown.replace(INDEX_MARKER, stage_graph())
+    return markdown
 
 
 def on_page_context(context, page, config, nav):

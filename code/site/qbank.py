@@ -30,6 +30,8 @@ from pathlib import Path
 import markdown
 import yaml
 
+from lifecycle.stages import STAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 BANK = ROOT / "docs" / "questions" / "bank.yaml"
@@ -40,10 +42,8 @@ DOCS = ROOT / "docs"
 DIFFICULTY = {"🟢": "warm-up", "🟡": "core", "🔴": "hard"}
 ANKI_DIFFICULTY = {"🟢": "green", "🟡": "yellow", "🔴": "red"}
 ICON = {d: d for d in DIFFICULTY}  # plain text: twemoji shortcodes would load SVGs from a CDN
-LAB_TITLES = {"pretrain": "GPT-2 from scratch", "curation": "data curation", "sft": "SFT",
-              "chat_template": "chat templates", "forgetting": "forgetting", "reward": "reward model",
-              "ppo": "PPO", "dpo": "DPO", "memory": "memory", "parallelism": "parallelism",
-              "mechanics": "mechanics"}
+LAB_TITLES = {lab: s.title if s.title[1:2].isupper() else s.title[0].lower() + s.title[1:]
+              for lab, s in STAGES.items()}  # in running text: "the data curation lab", "the SFT lab"
 SOURCES = {"self-check", "interview"}
 QUESTION_FIELDS = {"id", "question", "topic", "difficulty", "answer_30s", "deeper", "common_mistake",
                    "follow_ups", "links"}
