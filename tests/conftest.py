@@ -1,5 +1,7 @@
-"""Shared test setup: offline, one CPU thread per process, and a session cache of lab runs."""
+"""Shared test setup: offline, one CPU thread per process, a session cache of lab runs, and the helpers
+every lab test uses (run a lab, its one-line error, its module, its metrics without the timings)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ os.environ["NO_MKDOCS_2_WARNING"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 LABS = ROOT / "code" / "labs"
 
+
 def run_lab(lab: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run `code/labs/<lab>.py` in a fresh process, as a reader would."""
     cmd = [sys.executable, str(LABS / f"{lab}.py"), *args]
@@ -31,6 +34,22 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]
     return lines[0]
+
+
+def load_lab(lab: str):
+    """`code/labs/<lab>.py` as a module (its `main` does not run), to test its helpers directly."""
+    spec = importlib.util.spec_from_file_location(f"{lab}_lab", LABS / f"{lab}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def comparable(metrics: dict, noisy: tuple[str, ...] = ()) -> dict:
+    """Metrics two same-seed runs must agree on: all but the timings (keys ending `_seconds` or
+    `_per_second`), the fixture's own `_dir`, and the `noisy` keys a lab derives from timings."""
+    from lifecycle.cli import TIMING_SUFFIXES
+
+    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_") and k not in noisy}
 
 
 _runs: dict[tuple[str, str], dict] = {}

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import ROOT, run_lab
+from conftest import ROOT, load_lab, run_lab
 
 
 def test_right_template_beats_wrong_ones(lab_metrics):
@@ -13,13 +13,9 @@ def test_right_template_beats_wrong_ones(lab_metrics):
 
 
 def test_templates_render_differently():
-    import importlib.util
-
     from lifecycle.tokenizer import load_tokenizer
 
-    spec = importlib.util.spec_from_file_location("ct_lab", ROOT / "code" / "labs" / "chat_template.py")
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
+    lab = load_lab("chat_template")
     tok = load_tokenizer()
     shown = {name: lab.render(tok, "What is 2 plus 3?", name) for name in lab.TEMPLATES}
     assert shown["right"] == "<|user|>What is 2 plus 3?<|end|><|assistant|>"

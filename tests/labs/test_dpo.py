@@ -1,21 +1,13 @@
 """DPO: held-out preference accuracy rises, larger β keeps the policy closer to the reference, the
 from-scratch loss equals TRL's on the same batch, and bad pairs files are one line and exit 2."""
 
-import importlib.util
 import json
 
 import pytest
 import torch
 
-from conftest import LABS, ROOT, error_line, run_lab
+from conftest import ROOT, error_line, load_lab, run_lab
 from labs.test_reward import BAD_PAIRS, bad_input
-
-
-def lab_module():
-    spec = importlib.util.spec_from_file_location("dpo_lab", LABS / "dpo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_preference_accuracy_rises(lab_metrics):
@@ -49,7 +41,7 @@ def test_from_scratch_loss_matches_trl(tmp_path):
     from lifecycle.tokenizer import load_tokenizer
     from lifecycle.world import pairs
 
-    dpo = lab_module()
+    dpo = load_lab("dpo")
     tokenizer = load_tokenizer()
     policy, ref = build_model("smoke", tokenizer, seed=1), build_model("smoke", tokenizer, seed=2)  # π ≠ π_ref
     config = DPOConfig(output_dir=str(tmp_path), beta=0.3, per_device_train_batch_size=4, max_length=128,

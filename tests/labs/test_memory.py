@@ -1,19 +1,13 @@
 """Memory lab: the calculator equals the real bytes, the CLI gives the ZeRO paper's numbers, bad input is one line."""
 
 import json
-import sys
 
 import pytest
 
-from conftest import LABS, ROOT, error_line, run_lab
-from lifecycle.cli import TIMING_SUFFIXES, LabError
+from conftest import ROOT, comparable, error_line, load_lab, run_lab
+from lifecycle.cli import LabError
 
-sys.path.insert(0, str(LABS))
-import memory as lab  # noqa: E402
-
-
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_")}
+lab = load_lab("memory")
 
 
 def test_calculator_matches_real_tensors(lab_metrics):

@@ -12,8 +12,7 @@ import yaml
 from transformers import GPT2Config
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
-from conftest import ROOT, error_line, run_lab
-from lifecycle.cli import TIMING_SUFFIXES
+from conftest import ROOT, comparable, error_line, run_lab
 from lifecycle.parallel import bubble_theory, conv1d_to_linear, gpipe_timeline, qkv_by_rank
 
 TOL = 1e-5
@@ -149,17 +148,15 @@ def test_accelerate_configs_parse(name, kind, extra):
         assert section["fsdp_transformer_layer_cls_to_wrap"] == "GPT2Block"
 
 
-def comparable(metrics: dict) -> dict:
-    # pp_bubble_measured comes from timed stages: it moves a little from run to run (and a lot on a
-    # busy CPU), like the *_seconds keys. Its direction is asserted above instead.
-    skip = ("pp_bubble_measured",)
-    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_") and k not in skip}
+# pp_bubble_measured comes from timed stages: it moves a little from run to run (and a lot on a busy CPU),
+# like the *_seconds keys. Its direction is asserted above instead.
+NOISY = ("pp_bubble_measured",)
 
 
 def test_same_seed_same_metrics(lab_metrics, tmp_path):
     run_lab("parallelism", "--output_dir", str(tmp_path), "--preset", "smoke")
     again = json.loads((tmp_path / "metrics.json").read_text())
-    assert comparable(again) == comparable(lab_metrics("parallelism"))
+    assert comparable(again, NOISY) == comparable(lab_metrics("parallelism"), NOISY)
 
 
 def test_committed_lesson_results_show_the_lesson():

@@ -5,12 +5,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, error_line, run_lab
-from lifecycle.cli import TIMING_SUFFIXES
-
-
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_")}
+from conftest import ROOT, comparable, error_line, run_lab
 
 
 def test_correct_rm_ranks_unseen_pairs(lab_metrics):

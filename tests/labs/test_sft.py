@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, error_line, run_lab
+from conftest import ROOT, error_line, load_lab, run_lab
 from lifecycle.world import check_format, examples
 from lifecycle.world.tasks import PROXY_KEYWORD
 
@@ -26,11 +26,7 @@ def test_sft_saves_a_loadable_model(lab_metrics):
 
 
 def test_hack_share_wraps_about_a_tenth():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sft_lab", ROOT / "code" / "labs" / "sft.py")
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
+    lab = load_lab("sft")
     rows = lab.world_rows(500, noise=0.0, hack=0.1, seed=0)
     hacked = sum(PROXY_KEYWORD in r["messages"][1]["content"] for r in rows)
     assert 25 <= hacked <= 75
