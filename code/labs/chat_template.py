@@ -57,20 +57,30 @@ def render(tokenizer, question: str, name: str) -> str:
 # --8<-- [end:templates]
 
 
-def sft_model(args) -> str:
-    return args.model or stage_model("sft", args.preset, args.seed)
+def write_report(args, results: dict, samples: dict) -> None:
+    """`results.md`, `prompts.md` (what the model sees, and its reply) and `templates.png`."""
+    (args.output_dir / "results.md").write_text(report.records(
+        [{"template": name, **r} for name, r in results.items()],
+        [("template", "prompt wrapping", ""), ("format_rate", "format rate", ".0%"), ("task_accuracy", "task accuracy", ".0%")],
+    ).replace("| ---: |", "| --- |", 1))
+    lines = ["| prompt wrapping | what the model sees | its reply |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {report.cell(p, 60)} | {report.cell(r, 60)} |" for name, (p, r) in samples.items()]
+    (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
 
-
-def cell(text: str, width: int = 60) -> str:
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
+    names = list(results)
+    ax.barh(names[::-1], [results[n]["format_rate"] for n in names[::-1]], color="C0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("format rate (reply ends with <|end|>, one line)")
+    ax.set_title("Same SFT model, same questions")
+    plots.save(fig, args.output_dir / "templates.png")
 
 
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     set_seed(args.seed)
     start = time.perf_counter()
-    model, tokenizer = load(sft_model(args))
+    model, tokenizer = load(args.model or stage_model("sft", args.preset, args.seed))  # the SFT stage's model
     test = examples("test", seed=args.seed)
 
     # --8<-- [start:measure]
@@ -87,22 +97,7 @@ def main(argv=None):
     metrics = {f"{m}_{key[name]}": r[m] for name, r in results.items() for m in ("format_rate", "task_accuracy")}
     metrics |= {"test_questions": len(test), "wall_seconds": time.perf_counter() - start}
     write_metrics(args.output_dir, metrics)
-
-    (args.output_dir / "results.md").write_text(report.records(
-        [{"template": name, **r} for name, r in results.items()],
-        [("template", "prompt wrapping", ""), ("format_rate", "format rate", ".0%"), ("task_accuracy", "task accuracy", ".0%")],
-    ).replace("| ---: |", "| --- |", 1))
-    lines = ["| prompt wrapping | what the model sees | its reply |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {cell(p)} | {cell(r)} |" for name, (p, r) in samples.items()]
-    (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
-
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
-    names = list(results)
-    ax.barh(names[::-1], [results[n]["format_rate"] for n in names[::-1]], color="C0")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("format rate (reply ends with <|end|>, one line)")
-    ax.set_title("Same SFT model, same questions")
-    plots.save(fig, args.output_dir / "templates.png")
+    write_report(args, results, samples)
     return metrics
 
 

@@ -23,12 +23,13 @@ from transformers import set_seed
 from trl import DPOConfig, DPOTrainer
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
 from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import (hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, peak_rss_mib,
-                            ready_tokenizer)
+from lifecycle.rlhf import hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, split_heldout
 from lifecycle.stages import ensure_stage, stage_model
+from lifecycle.tokenizer import ready_tokenizer
+from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, examples, pairs
 
 
@@ -102,9 +103,8 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
     policy, tokenizer = load(args.model)
     ref, _ = load(args.model)  # (1)!
     ready_tokenizer(tokenizer, policy, ref)  # a no-op for our tokenizer
-    cuda = torch.cuda.is_available()
     config = DPOConfig(
-        output_dir=str(args.output_dir / "trainer" / f"beta{beta:g}"),
+        **trainer_defaults(args.output_dir / "trainer" / f"beta{beta:g}", args.seed),  # fp32 on a CPU, ...
         beta=beta,  # (2)!
         loss_type=["sigmoid"],  # the DPO paper's loss
         max_steps=max_steps,
@@ -115,13 +115,6 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
         warmup_steps=max(1, max_steps // 10),
         max_length=args.max_length,
         logging_steps=max(1, max_steps // 20),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
     trainer = DPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=pair_dataset(train),
                          eval_dataset=pair_dataset(heldout), processing_class=tokenizer)
@@ -131,11 +124,7 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
 
 def data(args, tasks):
     if args.data:
-        rows = pairs_from_file(args.data)
-        if len(rows) < 2:
-            raise LabError(f"{args.data}: need at least 2 pairs (one to train on, one held out), got {len(rows)}")
-        cut = max(1, len(rows) // 5)
-        return rows[cut:], rows[:cut]
+        return split_heldout(pairs_from_file(args.data), args.data)  # one pair in five held out
     if args.hub_data:
         return hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", args.eval_pairs or 500)
     held = pairs("test", tasks, args.seed)
@@ -143,10 +132,7 @@ def data(args, tasks):
 
 
 def betas_of(args) -> list[float]:
-    try:
-        values = [float(b) for b in args.betas.split(",")]
-    except ValueError:
-        raise LabError(f"--betas must be comma-separated numbers, got {args.betas!r}") from None
+    values = comma_list("betas", args.betas, float)
     if any(b <= 0 for b in values):
         raise LabError(f"--betas must be positive, got {args.betas!r}")
     if args.beta not in values:
@@ -154,11 +140,65 @@ def betas_of(args) -> list[float]:
     return sorted(values)
 
 
+def machinery_table(ppo: dict, dpo: dict) -> str:
+    """PPO vs DPO, from the two labs' measured metrics."""
+    mib = lambda b: f"{b / 2**20:.1f} MiB"
+    rows = [
+        ("models in memory", "4: policy, reference, reward, value", "2: policy, reference"),
+        ("parameter memory of those models", mib(ppo["param_bytes_held"]), mib(dpo["param_bytes_held"])),
+        ("replies sampled during training (per run)", f"{ppo['replies_sampled_per_run']:,}", "0"),
+        ("reward model", "trained first (reward lab), queried on every reply", "none: the reward is implicit"),
+        ("value model (critic)", "trained alongside the policy", "none"),
+        ("peak process memory (RSS)", f"{ppo['peak_rss_mib']:.0f} MiB", f"{dpo['peak_rss_mib']:.0f} MiB"),
+        ("wall time of the lab (2-core CPU)", f"{ppo['wall_seconds']:.0f} s", f"{dpo['wall_seconds']:.0f} s"),
+    ]
+    lines = ["| | PPO (ppo lab) | DPO (this lab) |", "| --- | --- | --- |"]
+    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+
+
+def beta_plot(sweep: list[dict], path) -> None:
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
+    b = [r["beta"] for r in sweep]
+    ax.plot(b, [r["kl_to_reference"] for r in sweep], "o-", label="KL to reference")
+    ax.set_xscale("log")
+    ax.set_xlabel("β (log scale)")
+    ax.set_ylabel("KL(π ‖ π_ref), nats per reply")
+    acc = ax.twinx()
+    acc.plot(b, [r["preference_accuracy"] for r in sweep], "s--", color="C2", label="held-out accuracy")
+    acc.set_ylim(0, 1.05)
+    acc.set_ylabel("implicit-reward accuracy")
+    acc.grid(False)
+    fig.legend(loc="upper right", bbox_to_anchor=(0.85, 0.88), fontsize=8)
+    ax.set_title("Larger β keeps the policy closer to the reference", fontsize=10)
+    plots.save(fig, path)
+
+
+def write_report(args, metrics: dict, sweep: list[dict]) -> None:
+    """`results.md`, `beta.png`, and `machinery.md` (this lab against the PPO lab's measured run)."""
+    beta_plot(sweep, args.output_dir / "beta.png")
+    (args.output_dir / "results.md").write_text(report.table([
+        ("training pairs", metrics["train_pairs"], ","),
+        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
+        ("implicit-reward accuracy, before (policy = reference)", metrics["preference_accuracy_before"], ".1%"),
+        (f"implicit-reward accuracy, after (β = {args.beta:g})", metrics["preference_accuracy_after"], ".1%"),
+        ("mean implicit-reward margin, after", metrics["reward_margin_after"], ".2f"),
+    ]) + "\n" + report.records(sweep, [
+        ("beta", "β", "g"),
+        ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
+        ("preference_accuracy", "held-out accuracy", ".1%"),
+        ("reward_margin", "margin r_w − r_l", ".2f"),
+    ]))
+    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
+    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
+    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
+    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     betas = betas_of(args)
     set_seed(args.seed)
-    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
     args.model = args.model or stage_model("sft", args.preset, args.seed)
     start = time.perf_counter()  # DPO's own time, not the SFT stage's
@@ -195,58 +235,9 @@ def main(argv=None):
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    (args.output_dir / "memory.json").write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))  # varies by run
-    beta_plot(sweep, args.output_dir / "beta.png")
-    (args.output_dir / "results.md").write_text(report.table([
-        ("training pairs", metrics["train_pairs"], ","),
-        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
-        ("implicit-reward accuracy, before (policy = reference)", before, ".1%"),
-        (f"implicit-reward accuracy, after (β = {args.beta:g})", metrics["preference_accuracy_after"], ".1%"),
-        ("mean implicit-reward margin, after", metrics["reward_margin_after"], ".2f"),
-    ]) + "\n" + report.records(sweep, [
-        ("beta", "β", "g"),
-        ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
-        ("preference_accuracy", "held-out accuracy", ".1%"),
-        ("reward_margin", "margin r_w − r_l", ".2f"),
-    ]))
-    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
-    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
-    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
-    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
+    write_peak_rss(args.output_dir)  # memory.json: it varies by run
+    write_report(args, metrics, sweep)
     return metrics
-
-
-def machinery_table(ppo: dict, dpo: dict) -> str:
-    """PPO vs DPO, from the two labs' measured metrics."""
-    mib = lambda b: f"{b / 2**20:.1f} MiB"
-    rows = [
-        ("models in memory", "4: policy, reference, reward, value", "2: policy, reference"),
-        ("parameter memory of those models", mib(ppo["param_bytes_held"]), mib(dpo["param_bytes_held"])),
-        ("replies sampled during training (per run)", f"{ppo['replies_sampled_per_run']:,}", "0"),
-        ("reward model", "trained first (reward lab), queried on every reply", "none: the reward is implicit"),
-        ("value model (critic)", "trained alongside the policy", "none"),
-        ("peak process memory (RSS)", f"{ppo['peak_rss_mib']:.0f} MiB", f"{dpo['peak_rss_mib']:.0f} MiB"),
-        ("wall time of the lab (2-core CPU)", f"{ppo['wall_seconds']:.0f} s", f"{dpo['wall_seconds']:.0f} s"),
-    ]
-    lines = ["| | PPO (ppo lab) | DPO (this lab) |", "| --- | --- | --- |"]
-    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
-
-
-def beta_plot(sweep: list[dict], path) -> None:
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
-    b = [r["beta"] for r in sweep]
-    ax.plot(b, [r["kl_to_reference"] for r in sweep], "o-", label="KL to reference")
-    ax.set_xscale("log")
-    ax.set_xlabel("β (log scale)")
-    ax.set_ylabel("KL(π ‖ π_ref), nats per reply")
-    acc = ax.twinx()
-    acc.plot(b, [r["preference_accuracy"] for r in sweep], "s--", color="C2", label="held-out accuracy")
-    acc.set_ylim(0, 1.05)
-    acc.set_ylabel("implicit-reward accuracy")
-    acc.grid(False)
-    fig.legend(loc="upper right", bbox_to_anchor=(0.85, 0.88), fontsize=8)
-    ax.set_title("Larger β keeps the policy closer to the reference", fontsize=10)
-    plots.save(fig, path)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.evaluation import chat_prompts, complete, perplexity, score
 from lifecycle.models import load
 from lifecycle.stages import stage_model
+from lifecycle.training import chat_row, text_row, trainer_defaults
 from lifecycle.world import examples, web_corpus
 from lifecycle.world.tasks import TASKS
 
@@ -55,33 +56,17 @@ PRESETS = {
 # --8<-- [end:args]
 
 
-def sft_model(args) -> str:
-    return args.model or stage_model("sft", args.preset, args.seed)
-
-
 # --8<-- [start:data]
-def chat_row(tokenizer, e, limit: int) -> dict:
-    """A chat, tokenized, with the loss on the reply only (as in SFT)."""
-    enc = tokenizer.apply_chat_template(e.messages(), return_dict=True, return_assistant_tokens_mask=True)
-    return {"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]}
-
-
-def text_row(tokenizer, text: str, limit: int) -> dict:
-    """Plain web text, tokenized, with the loss on every token (as in pretraining)."""
-    ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
-    return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
-
-
 def datasets_for(tokenizer, args, limit: int) -> tuple[Dataset, Dataset]:
     """Narrow: the domain task's chats only. Replay: the same rows plus general rows (half web text, half
     the other tasks' chats), so that `replay_share` of all rows are general."""
     rng = random.Random(args.seed)
-    domain = [chat_row(tokenizer, e, limit) for e in examples("train", (args.domain,), args.seed)]
+    domain = [chat_row(tokenizer, e.messages(), limit) for e in examples("train", (args.domain,), args.seed)]
     n_general = round(len(domain) * args.replay_share / (1 - args.replay_share))
     others = examples("train", tuple(t for t in TASKS if t != args.domain), args.seed)
     web = web_corpus("train", n_docs=n_general, seed=args.seed + 1)
     general = [text_row(tokenizer, d.text, limit) for d in web[: n_general - n_general // 2]]
-    general += [chat_row(tokenizer, e, limit) for e in rng.sample(others, n_general // 2)]
+    general += [chat_row(tokenizer, e.messages(), limit) for e in rng.sample(others, n_general // 2)]
     replay = domain + general
     rng.shuffle(replay)
     return Dataset.from_list(domain), Dataset.from_list(replay)
@@ -140,28 +125,46 @@ class Probe(TrainerCallback):
 # --8<-- [start:trainer]
 def finetune(model_path: str, train: Dataset, args, run: str) -> list[dict]:
     model, tokenizer = load(model_path)  # a fresh copy of the SFT model for each run
-    cuda = torch.cuda.is_available()
     config = SFTConfig(
-        output_dir=str(args.output_dir / f"trainer-{run}"),
+        **trainer_defaults(args.output_dir / f"trainer-{run}", args.seed),
         max_steps=args.max_steps,  # (1)!
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,  # (2)!
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=args.max_steps // 20,
         logging_steps=args.eval_every,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        activation_checkpointing=False,
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
     probe = Probe(model, tokenizer, args, run)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[probe])
     trainer.train()
     return probe.curve
 # --8<-- [end:trainer]
+
+
+def curves_plot(narrow: list[dict], replay: list[dict], args, path) -> None:
+    fig, axes = plots.plt.subplots(1, 3, figsize=(9.6, 3.2))
+    panels = [("domain_perplexity", f"{args.domain} perplexity (replies)"),
+              ("general_perplexity", "general perplexity (web text)"), ("other_task_accuracy", "other tasks' accuracy")]
+    for ax, (key, title) in zip(axes, panels):
+        for curve, label, style in ((narrow, "narrow", "C3"), (replay, "replay", "C2")):
+            ax.plot([p["step"] for p in curve], [p[key] for p in curve], marker="o", ms=3, color=style, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_yscale("log" if "perplexity" in key else "linear")  # perplexity rises by factors, not steps
+    axes[2].set_ylim(0, 1)
+    axes[0].legend()
+    plots.save(fig, path)
+
+
+def write_report(args, narrow: list[dict], replay: list[dict]) -> None:
+    """`results.md` (start, narrow, replay) and `forgetting.png` (the three measures over the steps)."""
+    table = [{"model": "SFT model (start)", **narrow[0]}, {"model": f"narrow: {args.domain} only", **narrow[-1]},
+             {"model": f"replay: {args.replay_share:.0%} general rows", **replay[-1]}]
+    (args.output_dir / "results.md").write_text(report.records(table, [
+        ("model", "model", ""), ("domain_perplexity", f"{args.domain} perplexity (replies)", ".2f"),
+        ("general_perplexity", "general perplexity (web text)", ".2f"), ("other_task_accuracy", "other tasks' accuracy", ".0%"),
+    ]).replace("| ---: |", "| --- |", 1))
+    curves_plot(narrow, replay, args, args.output_dir / "forgetting.png")
 
 
 def main(argv=None):
@@ -172,7 +175,7 @@ def main(argv=None):
         raise LabError(f"--replay_share must lie strictly between 0 and 1, got {args.replay_share}")
     set_seed(args.seed)
     start = time.perf_counter()
-    path = sft_model(args)
+    path = args.model or stage_model("sft", args.preset, args.seed)  # the SFT stage's model
     _, tokenizer = load(path)
 
     # --8<-- [start:runs]
@@ -190,30 +193,8 @@ def main(argv=None):
     metrics |= {"domain": args.domain, "domain_rows": len(narrow_data), "replay_rows": len(replay_data),
                 "curves": narrow + replay, "wall_seconds": time.perf_counter() - start}
     write_metrics(args.output_dir, metrics)
-
-    table = [{"model": "SFT model (start)", **base}, {"model": f"narrow: {args.domain} only", **end_n},
-             {"model": f"replay: {args.replay_share:.0%} general rows", **end_r}]
-    (args.output_dir / "results.md").write_text(report.records(table, [
-        ("model", "model", ""), ("domain_perplexity", f"{args.domain} perplexity (replies)", ".2f"),
-        ("general_perplexity", "general perplexity (web text)", ".2f"), ("other_task_accuracy", "other tasks' accuracy", ".0%"),
-    ]).replace("| ---: |", "| --- |", 1))
-    curves_plot(narrow, replay, args, args.output_dir / "forgetting.png")
+    write_report(args, narrow, replay)
     return metrics
-
-
-def curves_plot(narrow: list[dict], replay: list[dict], args, path) -> None:
-    fig, axes = plots.plt.subplots(1, 3, figsize=(9.6, 3.2))
-    panels = [("domain_perplexity", f"{args.domain} perplexity (replies)"),
-              ("general_perplexity", "general perplexity (web text)"), ("other_task_accuracy", "other tasks' accuracy")]
-    for ax, (key, title) in zip(axes, panels):
-        for curve, label, style in ((narrow, "narrow", "C3"), (replay, "replay", "C2")):
-            ax.plot([p["step"] for p in curve], [p[key] for p in curve], marker="o", ms=3, color=style, label=label)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_yscale("log" if "perplexity" in key else "linear")  # perplexity rises by factors, not steps
-    axes[2].set_ylim(0, 1)
-    axes[0].legend()
-    plots.save(fig, path)
 
 
 if __name__ == "__main__":

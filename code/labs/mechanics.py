@@ -7,6 +7,9 @@
 Five small experiments on a GPT-2 built from `GPT2Config`, trained on the world's web text, each showing
 one knob doing its job. Writes `metrics.json`, `results.md`, `formats.md`, `schedule.png` and
 `precision.png`.
+
+Longer than the 250 lines a lab aims for: five experiments, one per knob, and each one's code is what its
+part of the page teaches, so they stay here, side by side, rather than behind a package call.
 """
 
 import math
@@ -22,10 +25,10 @@ from transformers import get_cosine_schedule_with_warmup, set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
-from lifecycle.evaluation import blocks
 from lifecycle.memory import enable_checkpointing, saved_activation_bytes
 from lifecycle.models import SIZES, build_model
 from lifecycle.tokenizer import load_tokenizer
+from lifecycle.training import blocks
 from lifecycle.world import web_corpus
 
 
@@ -304,6 +307,35 @@ def precision_plot(rows, path):
     plots.save(fig, path)
 
 
+def write_report(args, m: dict, losses: dict) -> None:
+    """`results.md`, `formats.md`, `schedule.png` and `precision.png`."""
+    schedule_plot(args.peak_lr, args.warmup_steps, args.steps, losses, args.output_dir / "schedule.png")
+    precision_plot(m["formats"], args.output_dir / "precision.png")
+    (args.output_dir / "results.md").write_text(report.table([
+        (f"warmup: largest loss spike, no warmup (peak LR {args.peak_lr:g})", m["loss_spike_no_warmup"], ".2f"),
+        (f"warmup: largest loss spike, {args.warmup_steps} warmup steps", m["loss_spike_warmup"], ".2f"),
+        ("fp16: sum of squares with a 300 outlier overflows (1 = inf)", m["fp16_overflow"], ""),
+        ("bf16: same sum overflows", m["bf16_overflow"], ""),
+        (f"fp16: share of logit gradients flushed to 0 ({args.loss_tokens} tokens, vocab 50,257)", m["fp16_underflow_fraction"], ".1%"),
+        ("bf16: share flushed to 0", m["bf16_underflow_fraction"], ".1%"),
+        ("fp16 + GradScaler (scale 2¹⁶): share flushed to 0", m["fp16_scaled_underflow_fraction"], ".1%"),
+        ("fp16: weight-gradient relative error, unscaled", m["fp16_weight_grad_rel_error"], ".3f"),
+        ("fp16 + GradScaler: weight-gradient relative error", m["fp16_scaled_weight_grad_rel_error"], ".2g"),
+        (f"accumulation: {args.accum_steps} micro-batches vs one batch, max abs gradient difference", m["accumulation_max_abs_grad_diff"], ".1e"),
+        ("accumulation: naive mean-of-means, relative gradient error", m["accumulation_naive_rel_error"], ".1%"),
+        ("checkpointing: saved activation bytes, with ÷ without", m["checkpointing_activation_ratio"], ".2f"),
+        ("checkpointing: MLP forward passes per step, with ÷ without", m["checkpointing_forward_ratio"], ".1f"),
+        ("checkpointing: step time, with ÷ without (timing, noisy)", m["checkpointing_time_ratio"], ".2f"),
+        (f"resume at step {args.resume_at}: max abs weight difference", m["resume_max_abs_diff"], ".3g"),
+        ("resume without restoring the RNG: max abs weight difference", m["resume_without_rng_max_abs_diff"], ".2g"),
+    ]))
+    (args.output_dir / "formats.md").write_text(report.records(m["formats"], [
+        ("format", "format", ""), ("bits", "bits", ""), ("exponent_bits", "exponent bits", ""),
+        ("mantissa_bits", "mantissa bits", ""), ("max", "largest", ".3g"), ("smallest_normal", "smallest normal", ".3g"),
+        ("smallest_subnormal", "smallest subnormal", ".3g"), ("eps", "eps (precision near 1)", ".3g"),
+    ]))
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     if args.model not in SIZES:
@@ -341,36 +373,8 @@ def main(argv=None):
     }
     # --8<-- [end:run]
     write_metrics(args.output_dir, metrics)
-    schedule_plot(args.peak_lr, args.warmup_steps, args.steps, losses, args.output_dir / "schedule.png")
-    precision_plot(rows, args.output_dir / "precision.png")
-    write_tables(args, metrics)
+    write_report(args, metrics, losses)
     return metrics
-
-
-def write_tables(args, m) -> None:
-    (args.output_dir / "results.md").write_text(report.table([
-        (f"warmup: largest loss spike, no warmup (peak LR {args.peak_lr:g})", m["loss_spike_no_warmup"], ".2f"),
-        (f"warmup: largest loss spike, {args.warmup_steps} warmup steps", m["loss_spike_warmup"], ".2f"),
-        ("fp16: sum of squares with a 300 outlier overflows (1 = inf)", m["fp16_overflow"], ""),
-        ("bf16: same sum overflows", m["bf16_overflow"], ""),
-        (f"fp16: share of logit gradients flushed to 0 ({args.loss_tokens} tokens, vocab 50,257)", m["fp16_underflow_fraction"], ".1%"),
-        ("bf16: share flushed to 0", m["bf16_underflow_fraction"], ".1%"),
-        ("fp16 + GradScaler (scale 2¹⁶): share flushed to 0", m["fp16_scaled_underflow_fraction"], ".1%"),
-        ("fp16: weight-gradient relative error, unscaled", m["fp16_weight_grad_rel_error"], ".3f"),
-        ("fp16 + GradScaler: weight-gradient relative error", m["fp16_scaled_weight_grad_rel_error"], ".2g"),
-        (f"accumulation: {args.accum_steps} micro-batches vs one batch, max abs gradient difference", m["accumulation_max_abs_grad_diff"], ".1e"),
-        ("accumulation: naive mean-of-means, relative gradient error", m["accumulation_naive_rel_error"], ".1%"),
-        ("checkpointing: saved activation bytes, with ÷ without", m["checkpointing_activation_ratio"], ".2f"),
-        ("checkpointing: MLP forward passes per step, with ÷ without", m["checkpointing_forward_ratio"], ".1f"),
-        ("checkpointing: step time, with ÷ without (timing, noisy)", m["checkpointing_time_ratio"], ".2f"),
-        (f"resume at step {args.resume_at}: max abs weight difference", m["resume_max_abs_diff"], ".3g"),
-        ("resume without restoring the RNG: max abs weight difference", m["resume_without_rng_max_abs_diff"], ".2g"),
-    ]))
-    (args.output_dir / "formats.md").write_text(report.records(m["formats"], [
-        ("format", "format", ""), ("bits", "bits", ""), ("exponent_bits", "exponent bits", ""),
-        ("mantissa_bits", "mantissa bits", ""), ("max", "largest", ".3g"), ("smallest_normal", "smallest normal", ".3g"),
-        ("smallest_subnormal", "smallest subnormal", ".3g"), ("eps", "eps (precision near 1)", ".3g"),
-    ]))
 
 
 if __name__ == "__main__":

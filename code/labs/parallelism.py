@@ -11,6 +11,10 @@ process doing the same work alone, and records every rank's tensor shapes. The `
 `gpt2` and still runs on 2 CPU processes: for real multi-GPU training use `accelerate launch` with the
 configs in `code/configs/` (see the page).
 Writes `metrics.json`, `results.md`, `shapes.md`, `bubble.md` and `bubble.png`.
+
+Longer than the 250 lines a lab aims for: four demos (DDP, TP, PP, FSDP), each the code its part of the
+page teaches, plus the process group they share. The plumbing (the same model in every process, shapes,
+differences) lives in `lifecycle/parallel.py`.
 """
 
 import copy
@@ -28,12 +32,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
-from lifecycle.models import SIZES
-from lifecycle.parallel import TP_PLAN, bubble_theory, gpipe_timeline, prepare_block, shape
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics
+from lifecycle.parallel import (TP_PLAN, Record, bubble_theory, build, config_for, gpipe_timeline, max_diff,
+                                prepare_block, shapes_table)
 
 WORLD = 2  # processes; one CPU core each
 
@@ -57,43 +61,6 @@ PRESETS = {
     "gpu": dict(model="gpt2", batch_size=8, seq_len=128, micro_batch=2, microbatches="1,2,4,8", repeats=3, timeout=300),
 }
 # --8<-- [end:args]
-
-
-def config_for(name: str) -> GPT2Config | str:
-    """A GPT2Config for an offline size, else the Hub id / folder. Dropout off: runs compare exactly."""
-    exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
-    if name in ("smoke", "lesson"):
-        return GPT2Config(vocab_size=1024, bos_token_id=0, eos_token_id=0, **SIZES[name], **exact)
-    return name
-
-
-def build(config, seed: int) -> GPT2LMHeadModel:
-    """The same GPT-2 in every process: a seeded random init, or the same checkpoint."""
-    torch.manual_seed(seed)
-    if isinstance(config, GPT2Config):
-        return GPT2LMHeadModel(config)
-    exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel.from_pretrained(config, attn_implementation="sdpa", use_safetensors=True, **exact)
-
-
-class Record:
-    """Each rank's tensor shapes, printed and kept for the shapes table."""
-
-    def __init__(self, rank: int):
-        self.rank, self.rows = rank, []
-
-    def __call__(self, kind: str, tensor: str, local, full) -> None:
-        text = lambda t: t if isinstance(t, str) else shape(t)
-        row = dict(parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full))
-        print(f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})", flush=True)
-        self.rows.append(row)
-
-
-def max_diff(pairs) -> float:
-    """Largest |a - b| over (a, b) pairs, then the largest over all ranks."""
-    d = torch.tensor(max((a - b).abs().max().item() for a, b in pairs), dtype=torch.float64)
-    dist.all_reduce(d, op=dist.ReduceOp.MAX)
-    return d.item()
 
 
 # --8<-- [start:ddp]
@@ -244,7 +211,7 @@ def bubble_sweep(model, args, rank) -> dict:
     dist.all_gather(every, mine)
     forward, backward = [t[0].item() for t in every], [t[1].item() for t in every]
     rows = []
-    for m in [int(x) for x in args.microbatches.split(",")]:
+    for m in comma_list("microbatches", args.microbatches, int):
         sim = gpipe_timeline(forward, backward, m)
         rows.append(dict(microbatches=m, bubble_theory=bubble_theory(WORLD, m), bubble_measured=sim["bubble"], step_ms=1e3 * sim["step"]))
     return {"rows": rows, "forward_seconds": forward, "backward_seconds": backward}
@@ -312,16 +279,6 @@ def worker(rank: int, args, out: Path) -> None:
     # --8<-- [end:exit]
 
 
-def shapes_table(shapes: list[dict]) -> str:
-    """One row per (parallelism, tensor): the unsplit shape, then what each rank holds."""
-    keyed = {}
-    for r in shapes:
-        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r["shape"]
-    lines = ["| parallelism | tensor | unsplit | rank 0 | rank 1 |", "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |" for k, v in keyed.items()]
-    return "\n".join(lines) + "\n"
-
-
 def bubble_plot(rows: list[dict], path: Path) -> None:
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
     m = [r["microbatches"] for r in rows]
@@ -337,12 +294,36 @@ def bubble_plot(rows: list[dict], path: Path) -> None:
     plots.save(fig, path)
 
 
+def write_report(args, m: dict, bubble: list[dict]) -> None:
+    """`results.md`, `shapes.md`, `bubble.md` and `bubble.png`."""
+    (args.output_dir / "shapes.md").write_text(shapes_table(m["shapes"]))
+    (args.output_dir / "bubble.md").write_text(report.records(bubble, [
+        ("microbatches", "micro-batches m", ""),
+        ("bubble_theory", "theory (p-1)/(m+p-1)", ".3f"),
+        ("bubble_measured", "GPipe timeline, measured stage times", ".3f"),
+        ("step_ms", "step time (ms)", ".1f"),
+    ]) + "\n" + report.records(m["pp_stage_seconds"], [
+        ("stage", "stage (rank)", ""),
+        ("forward_ms", "forward, one micro-batch (ms)", ".2f"),
+        ("backward_ms", "backward, one micro-batch (ms)", ".2f"),
+    ]))
+    bubble_plot(bubble, args.output_dir / "bubble.png")
+    (args.output_dir / "results.md").write_text(report.table([
+        ("model", args.model, ""),
+        ("processes (gloo, CPU)", WORLD, ""),
+        ("DDP: max abs grad difference vs one process", m["ddp_max_abs_diff"], ".1e"),
+        ("TP: max abs output difference vs the unsplit block", m["tp_max_abs_diff"], ".1e"),
+        ("TP without the head reorder (the trap)", m["tp_no_reorder_max_abs_diff"], ".2f"),
+        (f"PP: max abs logit/grad difference ({m['pp_check_microbatches']} micro-batches)", m["pp_max_abs_diff"], ".1e"),
+        ("FSDP: max abs grad difference vs one process", m["fsdp_max_abs_diff"], ".1e"),
+        ("FSDP: share of parameter bytes on each rank", m["fsdp_param_bytes_rank_fraction"], ".3f"),
+        ("wall time (s, 2-core CPU)", m["wall_seconds"], ".0f"),
+    ]))
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
-    try:
-        ms = [int(x) for x in args.microbatches.split(",")]
-    except ValueError:
-        raise LabError(f"--microbatches must be comma-separated integers, got {args.microbatches!r}") from None
+    ms = comma_list("microbatches", args.microbatches, int)
     if min(ms) < 1:
         raise LabError(f"--microbatches must all be >= 1, got {args.microbatches!r}")
     if args.batch_size % args.micro_batch or args.batch_size % WORLD:
@@ -373,30 +354,7 @@ def main(argv=None):
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    (args.output_dir / "shapes.md").write_text(shapes_table(raw["shapes"]))
-    (args.output_dir / "bubble.md").write_text(report.records(bubble, [
-        ("microbatches", "micro-batches m", ""),
-        ("bubble_theory", "theory (p-1)/(m+p-1)", ".3f"),
-        ("bubble_measured", "GPipe timeline, measured stage times", ".3f"),
-        ("step_ms", "step time (ms)", ".1f"),
-    ]) + "\n" + report.records(metrics["pp_stage_seconds"], [
-        ("stage", "stage (rank)", ""),
-        ("forward_ms", "forward, one micro-batch (ms)", ".2f"),
-        ("backward_ms", "backward, one micro-batch (ms)", ".2f"),
-    ]))
-    bubble_plot(bubble, args.output_dir / "bubble.png")
-    m = raw["metrics"]
-    (args.output_dir / "results.md").write_text(report.table([
-        ("model", args.model, ""),
-        ("processes (gloo, CPU)", WORLD, ""),
-        ("DDP: max abs grad difference vs one process", m["ddp_max_abs_diff"], ".1e"),
-        ("TP: max abs output difference vs the unsplit block", m["tp_max_abs_diff"], ".1e"),
-        ("TP without the head reorder (the trap)", m["tp_no_reorder_max_abs_diff"], ".2f"),
-        (f"PP: max abs logit/grad difference ({m['pp_check_microbatches']} micro-batches)", m["pp_max_abs_diff"], ".1e"),
-        ("FSDP: max abs grad difference vs one process", m["fsdp_max_abs_diff"], ".1e"),
-        ("FSDP: share of parameter bytes on each rank", m["fsdp_param_bytes_rank_fraction"], ".3f"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
-    ]))
+    write_report(args, metrics, bubble)
     return metrics
 
 

@@ -13,23 +13,22 @@ Writes `metrics.json`, `reward_vs_kl.png`, `training.png`, `results.md`, `sample
 (peak RSS: it differs between runs, so it stays out of `metrics.json`).
 """
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 
-import torch
 from datasets import Dataset
 from transformers import set_seed
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # PPO is experimental in TRL 1.12 (gone in 1.13): pinned
 from trl.experimental.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
 from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
-from lifecycle.rlhf import kl_to_reference, param_bytes, peak_rss_mib, reward_scores
+from lifecycle.rlhf import kl_to_reference, param_bytes, reward_scores
 from lifecycle.stages import stage_model
+from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, check_format, check_gold, examples
 from lifecycle.world.tasks import PROXY_KEYWORD
 
@@ -68,10 +67,7 @@ PRESETS = {
 
 
 def coefs(args) -> list[float]:
-    try:
-        values = [float(c) for c in args.kl_coefs.split(",")]
-    except ValueError:
-        raise LabError(f"--kl_coefs must be comma-separated numbers, got {args.kl_coefs!r}") from None
+    values = comma_list("kl_coefs", args.kl_coefs, float)
     if any(c < 0 for c in values):
         raise LabError(f"--kl_coefs must not be negative, got {args.kl_coefs!r}")
     if args.tuned_kl_coef not in values:
@@ -107,15 +103,13 @@ def evaluate(policy, ref, proxy, tokenizer, learned, heldout, args) -> dict:
 
 # --8<-- [start:trainer]
 def ppo_run(args, kl_coef: float, train: Dataset):
-    policy, tokenizer = load(args.model)
+    policy, tokenizer = load(args.model, padding_side="left")  # PPOTrainer pads the prompts on this side
     ref, _ = load(args.model)  # (1)!
     value, _ = load(args.model, head="reward")  # the critic: a copy of the policy with a scalar head
     reward, _ = load(args.reward_model, head="reward")
     reward.score.weight.data *= args.reward_scale  # (2)!
-    tokenizer.padding_side = "left"
-    cuda = torch.cuda.is_available()
     config = PPOConfig(
-        output_dir=str(args.output_dir / "trainer" / f"kl{kl_coef:g}"),
+        **trainer_defaults(args.output_dir / "trainer" / f"kl{kl_coef:g}", args.seed),
         kl_coef=kl_coef,  # (3)!
         total_episodes=args.episodes,  # (4)!
         per_device_train_batch_size=args.batch_size,
@@ -127,12 +121,6 @@ def ppo_run(args, kl_coef: float, train: Dataset):
         num_sample_generations=0,  # (6)!
         local_rollout_forward_batch_size=args.batch_size,
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
     trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=ref,
                          reward_model=reward, value_model=value, train_dataset=train)
@@ -147,18 +135,76 @@ def spread(exs: list, n: int) -> list:
     return exs[:: max(1, len(exs) // n)][:n]
 
 
+def sample_table(exs, samples: dict[str, list[str]], n: int = 3) -> str:
+    """`n` of the scored questions, answered by the SFT model and by each PPO run (greedy)."""
+    lines = ["| question | model | reply |", "| --- | --- | --- |"]
+    for i in list(range(0, len(exs), max(1, len(exs) // n)))[:n]:
+        for name, replies in samples.items():
+            lines.append(f"| {report.cell(exs[i].prompt, 40)} | {name} | {report.cell(replies[i], 80)} |")
+    return "\n".join(lines) + "\n"
+
+
+def reward_vs_kl(runs: list[dict], path) -> None:
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
+    kl = [r["kl_final"] for r in runs]
+    ax.plot(kl, [r["proxy_reward_after"] for r in runs], "o-", label="proxy reward (what PPO optimizes)")
+    gold = ax.twinx()
+    gold.plot(kl, [r["gold_score_after"] for r in runs], "s--", color="C2", label="gold score (what we want)")
+    gold.set_ylim(-0.05, 1.05)
+    gold.set_ylabel("gold score (share correct)")
+    gold.grid(False)
+    for r in runs:
+        ax.annotate(f"β={r['kl_coef']:g}", (r["kl_final"], r["proxy_reward_after"]), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("KL(π ‖ π_ref) on held-out prompts (nats per reply)")
+    ax.set_ylabel("proxy reward (logits)")
+    handles = [*ax.get_legend_handles_labels()[0], *gold.get_legend_handles_labels()[0]]
+    ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8)
+    plots.save(fig, path)
+
+
+def training_curves(curves: dict[float, list[dict]], path) -> None:
+    fig, (a, b) = plots.plt.subplots(1, 2, figsize=(8.0, 3.4))
+    for kl_coef, rows in curves.items():
+        ep = [h["episode"] for h in rows]
+        a.plot(ep, [h["objective/scores"] for h in rows], label=f"β={kl_coef:g}")
+        b.plot(ep, [h["objective/kl"] for h in rows], label=f"β={kl_coef:g}")
+    a.set_title("proxy score (scaled) per rollout", fontsize=9)
+    b.set_title("TRL's logged KL per rollout (one batch)", fontsize=9)
+    for ax in (a, b):
+        ax.set_xlabel("episodes (sampled replies)")
+        ax.legend(fontsize=8)
+    plots.save(fig, path)
+
+
+def write_report(args, metrics: dict, before: dict, curves: dict, learned, samples: dict) -> None:
+    """`results.md`, `samples.md` and the two plots."""
+    runs = metrics["runs"]
+    reward_vs_kl(runs, args.output_dir / "reward_vs_kl.png")
+    training_curves(curves, args.output_dir / "training.png")
+    (args.output_dir / "results.md").write_text(report.records(runs, [
+        ("kl_coef", "KL coefficient β", "g"),
+        ("kl_final", "KL to reference (nats/reply)", ".2f"),
+        ("proxy_reward_after", "proxy reward", ".2f"),
+        ("gold_score_after", "gold score", ".0%"),
+        ("keyword_rate_after", f"replies with “{PROXY_KEYWORD}”", ".0%"),
+    ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward']:.2f}, gold score "
+        f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}. Proxy reward, "
+        f"gold score and keyword share: greedy replies to {len(learned)} training questions; KL: {metrics['kl_prompts']} "
+        f"held-out prompts.\n")
+    (args.output_dir / "samples.md").write_text(sample_table(learned, samples))
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     kl_coefs = coefs(args)
+    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     set_seed(args.seed)
     start = time.perf_counter()
     # the earlier stages, from the cache or run now
     args.model = args.model or stage_model("sft", args.preset, args.seed)
     args.reward_model = args.reward_model or stage_model("reward", args.preset, args.seed, "proxy_model")
-    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
-    unknown = set(tasks) - set(TASKS)
-    if unknown:
-        raise LabError(f"--tasks: unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
 
     sft, tokenizer = load(args.model)
     proxy, _ = load(args.reward_model, head="reward")  # unscaled, to report the proxy's own logits
@@ -197,69 +243,9 @@ def main(argv=None):
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    (args.output_dir / "memory.json").write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))  # varies by run
-    reward_vs_kl(runs, args.output_dir / "reward_vs_kl.png")
-    training_curves(curves, args.output_dir / "training.png")
-    (args.output_dir / "results.md").write_text(report.records(runs, [
-        ("kl_coef", "KL coefficient β", "g"),
-        ("kl_final", "KL to reference (nats/reply)", ".2f"),
-        ("proxy_reward_after", "proxy reward", ".2f"),
-        ("gold_score_after", "gold score", ".0%"),
-        ("keyword_rate_after", f"replies with “{PROXY_KEYWORD}”", ".0%"),
-    ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward']:.2f}, gold score "
-        f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}. Proxy reward, "
-        f"gold score and keyword share: greedy replies to {len(learned)} training questions; KL: {len(heldout)} "
-        f"held-out prompts.\n")
-    (args.output_dir / "samples.md").write_text(sample_table(learned, samples))
+    write_peak_rss(args.output_dir)  # memory.json: it varies by run
+    write_report(args, metrics, before, curves, learned, samples)
     return metrics
-
-
-def cell(text: str, width: int = 80) -> str:
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
-
-
-def sample_table(exs, samples: dict[str, list[str]], n: int = 3) -> str:
-    """`n` of the scored questions, answered by the SFT model and by each PPO run (greedy)."""
-    lines = ["| question | model | reply |", "| --- | --- | --- |"]
-    for i in list(range(0, len(exs), max(1, len(exs) // n)))[:n]:
-        for name, replies in samples.items():
-            lines.append(f"| {cell(exs[i].prompt, 40)} | {name} | {cell(replies[i])} |")
-    return "\n".join(lines) + "\n"
-
-
-def reward_vs_kl(runs: list[dict], path) -> None:
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
-    kl = [r["kl_final"] for r in runs]
-    ax.plot(kl, [r["proxy_reward_after"] for r in runs], "o-", label="proxy reward (what PPO optimizes)")
-    gold = ax.twinx()
-    gold.plot(kl, [r["gold_score_after"] for r in runs], "s--", color="C2", label="gold score (what we want)")
-    gold.set_ylim(-0.05, 1.05)
-    gold.set_ylabel("gold score (share correct)")
-    gold.grid(False)
-    for r in runs:
-        ax.annotate(f"β={r['kl_coef']:g}", (r["kl_final"], r["proxy_reward_after"]), textcoords="offset points",
-                    xytext=(4, -12), fontsize=8)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("KL(π ‖ π_ref) on held-out prompts (nats per reply)")
-    ax.set_ylabel("proxy reward (logits)")
-    handles = [*ax.get_legend_handles_labels()[0], *gold.get_legend_handles_labels()[0]]
-    ax.legend(handles, [h.get_label() for h in handles], loc="center left", fontsize=8)
-    plots.save(fig, path)
-
-
-def training_curves(curves: dict[float, list[dict]], path) -> None:
-    fig, (a, b) = plots.plt.subplots(1, 2, figsize=(8.0, 3.4))
-    for kl_coef, rows in curves.items():
-        ep = [h["episode"] for h in rows]
-        a.plot(ep, [h["objective/scores"] for h in rows], label=f"β={kl_coef:g}")
-        b.plot(ep, [h["objective/kl"] for h in rows], label=f"β={kl_coef:g}")
-    a.set_title("proxy score (scaled) per rollout", fontsize=9)
-    b.set_title("TRL's logged KL per rollout (one batch)", fontsize=9)
-    for ax in (a, b):
-        ax.set_xlabel("episodes (sampled replies)")
-        ax.legend(fontsize=8)
-    plots.save(fig, path)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ Writes `metrics.json`, `loss.png`, `results.md` and the model (`model/`, safeten
 import time
 from dataclasses import dataclass, field
 
-import torch
-from datasets import Dataset, load_dataset
-from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
+from datasets import load_dataset
+from transformers import set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
-from lifecycle.evaluation import blocks, perplexity
+from lifecycle.evaluation import perplexity
 from lifecycle.models import build_model, load
 from lifecycle.tokenizer import load_tokenizer
+from lifecycle.training import blocks, train
 from lifecycle.world import web_corpus
 
 
@@ -62,6 +62,19 @@ def hub_data(args):
     return keep("train"), keep("validation")[:2000]
 
 
+def write_report(args, metrics: dict, history: list[dict]) -> None:
+    """`results.md` and the loss curve."""
+    plots.loss_curve(history, args.output_dir / "loss.png", f"Pretraining ({args.model})")
+    (args.output_dir / "results.md").write_text(report.table([
+        ("model", args.model, ""),
+        ("parameters", metrics["params"], ","),
+        ("training tokens", metrics["train_tokens"], ","),
+        ("validation perplexity, untrained", metrics["val_perplexity_before"], ".1f"),
+        ("validation perplexity, trained", metrics["val_perplexity_after"], ".2f"),
+        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+    ]))
+
+
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     set_seed(args.seed)
@@ -79,33 +92,13 @@ def main(argv=None):
 
     # --8<-- [start:data]
     ids = blocks(tokenizer, train_texts, args.block_size)  # pack documents into full blocks
-    train = Dataset.from_dict({"input_ids": ids.tolist(), "labels": ids.tolist()})  # labels = inputs
     # --8<-- [end:data]
-    # (the model shifts labels by one inside its loss: position t predicts token t+1)
 
     ppl_before = perplexity(model, tokenizer, val_texts, args.block_size)
 
     # --8<-- [start:trainer]
-    cuda = torch.cuda.is_available()
-    config = TrainingArguments(
-        output_dir=str(args.output_dir / "trainer"),
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        lr_scheduler_type="cosine",  # (1)!
-        warmup_steps=args.warmup_steps,  # (2)!
-        weight_decay=0.1,
-        max_grad_norm=1.0,
-        logging_steps=max(1, args.max_steps // 40),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),  # (3)!
-        seed=args.seed,
-        dataloader_num_workers=0,
-    )
-    trainer = Trainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator)
-    trainer.train()
+    history = train(model, ids, args.output_dir / "trainer", args.batch_size, args.learning_rate,
+                    args.warmup_steps, args.seed, max_steps=args.max_steps, order="random")
     # --8<-- [end:trainer]
 
     ppl_after = perplexity(model, tokenizer, val_texts, args.block_size)
@@ -119,20 +112,12 @@ def main(argv=None):
         "params": sum(p.numel() for p in model.parameters()),  # tied wte/lm_head counted once
         "train_tokens": args.max_steps * args.batch_size * args.block_size,
         "vocab_size": len(tokenizer),
-        "final_train_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
+        "final_train_loss": [h["loss"] for h in history if "loss" in h][-1],
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    plots.loss_curve(trainer.state.log_history, args.output_dir / "loss.png", f"Pretraining ({args.model})")
+    write_report(args, metrics, history)
     # --8<-- [end:metrics]
-    (args.output_dir / "results.md").write_text(report.table([
-        ("model", args.model, ""),
-        ("parameters", metrics["params"], ","),
-        ("training tokens", metrics["train_tokens"], ","),
-        ("validation perplexity, untrained", ppl_before, ".1f"),
-        ("validation perplexity, trained", ppl_after, ".2f"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
-    ]))
     return metrics
 
 

@@ -15,15 +15,16 @@ optimizes against the proxy. Writes `metrics.json`, `margins.png`, `results.md`,
 import time
 from dataclasses import dataclass, field
 
-import torch
 from transformers import set_seed
 from trl import RewardConfig, RewardTrainer
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.cli import LabArgs, comma_list, parse, run, write_metrics
 from lifecycle.models import load
-from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, pairs_from_file, ready_tokenizer
+from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, pairs_from_file, split_heldout
 from lifecycle.stages import base_model
+from lifecycle.tokenizer import ready_tokenizer
+from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, pairs, proxy_pairs
 
 
@@ -52,14 +53,10 @@ PRESETS = {
 
 def data(args):
     """(train, held-out) pairs for the correct reward model, and (train, held-out) proxy pairs."""
-    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     proxy = proxy_pairs("train", tasks, args.seed), proxy_pairs("test", tasks, args.seed)
     if args.data:
-        rows = pairs_from_file(args.data)
-        cut = max(1, len(rows) // 5)  # hold out one pair in five
-        if len(rows) < 2:
-            raise LabError(f"{args.data}: need at least 2 pairs (one to train on, one held out), got {len(rows)}")
-        return (rows[cut:], rows[:cut]), proxy
+        return split_heldout(pairs_from_file(args.data), args.data), proxy  # one pair in five held out
     if args.hub_data:
         return (hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", 500)), proxy
     return (pairs("train", tasks, args.seed), pairs("test", tasks, args.seed)), proxy
@@ -69,9 +66,8 @@ def data(args):
 def train_reward_model(args, model_path, train_rows, name):
     model, tokenizer = load(model_path, head="reward")  # (1)!
     ready_tokenizer(tokenizer, model)  # gpt2: add our role markers, pad and template
-    cuda = torch.cuda.is_available()
     config = RewardConfig(
-        output_dir=str(args.output_dir / "trainer" / name),
+        **trainer_defaults(args.output_dir / "trainer" / name, args.seed),  # fp32 on a CPU, no checkpoints, ...
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -80,13 +76,6 @@ def train_reward_model(args, model_path, train_rows, name):
         lr_scheduler_type="cosine",
         warmup_steps=5,
         logging_steps=5,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),  # TRL defaults bf16 on; a CPU needs it off
-        gradient_checkpointing=False,
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
     trainer = RewardTrainer(model=model, args=config, train_dataset=pair_dataset(train_rows),
                             processing_class=tokenizer)
@@ -104,6 +93,22 @@ def margin_plot(margins, proxy_margins, path):
     ax.set_ylabel("pairs")
     ax.legend(fontsize=8)
     plots.save(fig, path)
+
+
+def write_report(args, metrics: dict, margins, proxy_margins) -> None:
+    """`results.md` and `margins.png`."""
+    margin_plot(margins, proxy_margins, args.output_dir / "margins.png")
+    (args.output_dir / "results.md").write_text(report.table([
+        ("training pairs", metrics["train_pairs"], ","),
+        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
+        ("held-out accuracy, correct RM", metrics["heldout_accuracy"], ".1%"),
+        ("mean margin, correct RM (logits)", metrics["mean_margin"], ".2f"),
+        ("proxy RM prefers the keyword reply (held-out)", metrics["proxy_heldout_accuracy"], ".1%"),
+        ("… even when the keyword reply is wrong", metrics["proxy_prefers_wrong_keyword_reply"], ".1%"),
+        ("mean margin, proxy RM (logits)", metrics["proxy_mean_margin"], ".2f"),
+        ("proxy RM accuracy on the correct pairs", metrics["proxy_accuracy_on_correct_pairs"], ".1%"),
+        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+    ]))
 
 
 def main(argv=None):
@@ -142,18 +147,7 @@ def main(argv=None):
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    margin_plot(margins, p_margins, args.output_dir / "margins.png")
-    (args.output_dir / "results.md").write_text(report.table([
-        ("training pairs", metrics["train_pairs"], ","),
-        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
-        ("held-out accuracy, correct RM", metrics["heldout_accuracy"], ".1%"),
-        ("mean margin, correct RM (logits)", metrics["mean_margin"], ".2f"),
-        ("proxy RM prefers the keyword reply (held-out)", metrics["proxy_heldout_accuracy"], ".1%"),
-        ("… even when the keyword reply is wrong", metrics["proxy_prefers_wrong_keyword_reply"], ".1%"),
-        ("mean margin, proxy RM (logits)", metrics["proxy_mean_margin"], ".2f"),
-        ("proxy RM accuracy on the correct pairs", metrics["proxy_accuracy_on_correct_pairs"], ".1%"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
-    ]))
+    write_report(args, metrics, margins, p_margins)
     return metrics
 
 

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from datasets import Dataset, load_dataset
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer
@@ -28,7 +27,8 @@ from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
-from lifecycle.tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
+from lifecycle.tokenizer import ROLES, ready_tokenizer
+from lifecycle.training import chat_row, text_row, trainer_defaults
 from lifecycle.world import check_gold, examples, web_corpus
 from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
 
@@ -132,54 +132,31 @@ def hub_rows(name: str, n: int) -> list[dict]:
     return check_rows(ds.select(range(min(n, len(ds)))).to_list(), name)
 
 
-def add_chat_tokens(model, tokenizer):
-    """Give a Hub tokenizer (gpt2 has none) our role markers, pad and end-of-turn tokens, and chat template."""
-    if tokenizer.chat_template == CHAT_TEMPLATE:
-        return
-    tokenizer.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    model.resize_token_embeddings(len(tokenizer))
-    for cfg in (model.config, model.generation_config):
-        cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-
-
 # --8<-- [start:tokenize]
 def tokenized(tokenizer, rows: list[dict], text_share: float, seed: int, limit: int) -> Dataset:
-    """Chats through the chat template, with the `{% generation %}` block's assistant mask, plus a
-    `text_share` of rows replayed from the pretraining text, where every token counts."""
-    out = []
-    for r in rows:
-        enc = tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)  # (1)!
-        out.append({"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]})
+    """Chats through the chat template, with the loss on the reply only, plus a `text_share` of rows
+    replayed from the pretraining text, where every token counts."""
+    out = [chat_row(tokenizer, r["messages"], limit) for r in rows]  # (1)!
     n_text = round(len(rows) * text_share / (1 - text_share))
-    for doc in web_corpus("train", n_docs=n_text, seed=seed) if n_text else []:  # (2)!
-        ids = tokenizer(tokenizer.bos_token + doc.text, add_special_tokens=False)["input_ids"][:limit]
-        out.append({"input_ids": ids, "assistant_masks": [1] * len(ids)})
+    web = web_corpus("train", n_docs=n_text, seed=seed) if n_text else []
+    out += [text_row(tokenizer, doc.text, limit) for doc in web]  # (2)!
     return Dataset.from_list(out)
 # --8<-- [end:tokenize]
 
 
 # --8<-- [start:trainer]
 def sft(model, tokenizer, rows: list[dict], args, out: Path) -> SFTTrainer:
-    cuda = torch.cuda.is_available()
     train = tokenized(tokenizer, rows, args.text_share, args.seed, limit=model.config.n_positions)
     config = SFTConfig(
-        output_dir=str(out),
+        **trainer_defaults(out, args.seed),  # (1)!
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=args.max_steps // 10,
         logging_steps=max(1, args.max_steps // 40),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),  # (1)!
-        activation_checkpointing=False,  # (2)!
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)  # (3)!
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)  # (2)!
     trainer.train()
     return trainer
 # --8<-- [end:trainer]
@@ -200,12 +177,6 @@ def per_task(task: str, test, before: list[str], after: list[str]) -> dict:
     return {"task": task, **{f"{k}_before": v for k, v in b.items()}, **{f"{k}_after": v for k, v in a.items()}}
 
 
-def cell(text: str, width: int = 70) -> str:
-    """Text for a markdown table cell: special tokens visible, newlines shown as ⏎, long text cut."""
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
-
-
 def side_by_side(exs, before: list[str], after: list[str], per_task: int = 2) -> str:
     """The first held-out questions of each task: the base model's reply next to the SFT model's."""
     lines = ["| task | prompt | gold | base model | SFT model |", "| --- | --- | --- | --- | --- |"]
@@ -213,9 +184,45 @@ def side_by_side(exs, before: list[str], after: list[str], per_task: int = 2) ->
     for e, b, a in zip(exs, before, after):
         shown[e.task] = shown.get(e.task, 0) + 1
         if shown[e.task] <= per_task:
-            mark = lambda r: ("✓ " if check_gold(r, e.gold) else "✗ ") + cell(r)
-            lines.append(f"| {e.task} | {cell(e.prompt, 50)} | {cell(e.gold)} | {mark(b)} | {mark(a)} |")
+            mark = lambda r: ("✓ " if check_gold(r, e.gold) else "✗ ") + report.cell(r)
+            lines.append(f"| {e.task} | {report.cell(e.prompt, 50)} | {report.cell(e.gold)} | {mark(b)} | {mark(a)} |")
     return "\n".join(lines) + "\n"
+
+
+def bar_chart(m: dict, path) -> None:
+    """Format rate and task accuracy for the base model and each SFT run."""
+    runs = [("base", "format_rate_before", "task_accuracy_before"), (f"SFT, clean ({m['train_rows']} rows)", "format_rate_after", "task_accuracy_after")]
+    if "task_accuracy_noisy_large" in m:
+        runs.append((f"SFT, noisy ({m['noisy_rows']} rows)", "format_rate_noisy_large", "task_accuracy_noisy_large"))
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
+    x = range(len(runs))
+    ax.bar([i - 0.2 for i in x], [m[f] for _, f, _ in runs], width=0.4, label="format rate")
+    ax.bar([i + 0.2 for i in x], [m[a] for _, _, a in runs], width=0.4, label="task accuracy")
+    ax.set_xticks(list(x), [name for name, _, _ in runs])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of held-out questions")
+    ax.legend(loc="upper left")
+    plots.save(fig, path)
+
+
+def write_report(args, m: dict, history: list[dict], test, before: list[str], after: list[str]) -> None:
+    """`results.md`, `replies.md` and the two plots."""
+    plots.loss_curve(history, args.output_dir / "loss.png", "SFT, assistant tokens only")
+    bar_chart(m, args.output_dir / "sft.png")
+    (args.output_dir / "replies.md").write_text(side_by_side(test, before, after))
+    rows = [
+        ("format rate, base model", m["format_rate_before"], ".0%"),
+        ("format rate, SFT model", m["format_rate_after"], ".0%"),
+        ("task accuracy, base model", m["task_accuracy_before"], ".0%"),
+        ("task accuracy, SFT model", m["task_accuracy_after"], ".0%"),
+    ]
+    if "task_accuracy_noisy_large" in m:
+        rows += [
+            (f"task accuracy, {m['train_rows']} clean rows", m["task_accuracy_clean_small"], ".0%"),
+            (f"task accuracy, {m['noisy_rows']} rows, {args.noise_share:.0%} wrong", m["task_accuracy_noisy_large"], ".0%"),
+        ]
+    rows += [("held-out questions", len(test), ""), ("wall time (s, 2-core CPU)", m["wall_seconds"], ".0f")]
+    (args.output_dir / "results.md").write_text(report.table(rows))
 
 
 def main(argv=None):
@@ -230,7 +237,7 @@ def main(argv=None):
     offline = args.model is None
     path = str(base_model(args.preset, args.seed)) if offline else args.model  # the pretrain stage's model
     model, tokenizer = load(path)
-    add_chat_tokens(model, tokenizer)  # a no-op for our tokenizer: it has role markers and the template
+    ready_tokenizer(tokenizer, model)  # a no-op for our tokenizer: it has role markers and the template
     if rows is None and args.dataset:
         rows = hub_rows(args.dataset, args.train_examples)
     elif rows is None:
@@ -270,40 +277,8 @@ def main(argv=None):
     # --8<-- [end:noisy]
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)
-
-    plots.loss_curve(trainer.state.log_history, args.output_dir / "loss.png", "SFT, assistant tokens only")
-    bar_chart(metrics, args.output_dir / "sft.png")
-    (args.output_dir / "replies.md").write_text(side_by_side(test, replies_before, replies_after))
-    rows_md = [
-        ("format rate, base model", metrics["format_rate_before"], ".0%"),
-        ("format rate, SFT model", metrics["format_rate_after"], ".0%"),
-        ("task accuracy, base model", metrics["task_accuracy_before"], ".0%"),
-        ("task accuracy, SFT model", metrics["task_accuracy_after"], ".0%"),
-    ]
-    if "task_accuracy_noisy_large" in metrics:
-        rows_md += [
-            (f"task accuracy, {len(rows)} clean rows", metrics["task_accuracy_clean_small"], ".0%"),
-            (f"task accuracy, {metrics['noisy_rows']} rows, {args.noise_share:.0%} wrong", metrics["task_accuracy_noisy_large"], ".0%"),
-        ]
-    rows_md += [("held-out questions", len(test), ""), ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f")]
-    (args.output_dir / "results.md").write_text(report.table(rows_md))
+    write_report(args, metrics, trainer.state.log_history, test, replies_before, replies_after)
     return metrics
-
-
-def bar_chart(m: dict, path) -> None:
-    """Format rate and task accuracy for the base model and each SFT run."""
-    runs = [("base", "format_rate_before", "task_accuracy_before"), (f"SFT, clean ({m['train_rows']} rows)", "format_rate_after", "task_accuracy_after")]
-    if "task_accuracy_noisy_large" in m:
-        runs.append((f"SFT, noisy ({m['noisy_rows']} rows)", "format_rate_noisy_large", "task_accuracy_noisy_large"))
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
-    x = range(len(runs))
-    ax.bar([i - 0.2 for i in x], [m[f] for _, f, _ in runs], width=0.4, label="format rate")
-    ax.bar([i + 0.2 for i in x], [m[a] for _, _, a in runs], width=0.4, label="task accuracy")
-    ax.set_xticks(list(x), [name for name, _, _ in runs])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of held-out questions")
-    ax.legend(loc="upper left")
-    plots.save(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The lab contract: dataclass arguments, presets, one-line errors, and `metrics.json`.
+"""The lab contract: dataclass arguments, presets, flag checks, one-line errors, `metrics.json` and
+`memory.json`.
 
 Every lab runs as `python code/labs/<lab>.py --output_dir DIR [--preset smoke|lesson|gpu] ...`.
 Bad input never shows a traceback: it prints `<lab>: error: <what is wrong>` and exits with code 2.
@@ -7,6 +8,7 @@ Bad input never shows a traceback: it prints `<lab>: error: <what is wrong>` and
 import json
 import math
 import os
+import resource
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,20 @@ def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
     return args
 
 
+def comma_list(flag: str, text: str, kind: type = str, choices=None) -> list:
+    """A comma-separated flag value (`--kl_coefs 0,0.05,0.2`) as a list of `kind`, each one of `choices`
+    when given. Bad input is one line naming the flag: `--kl_coefs must be comma-separated numbers, ...`."""
+    what = {int: "integers", float: "numbers"}.get(kind, "names")
+    try:
+        values = [kind(x.strip()) for x in text.split(",")]
+    except ValueError:
+        raise LabError(f"--{flag} must be comma-separated {what}, got {text!r}") from None
+    unknown = [str(v) for v in values if choices is not None and v not in choices]
+    if unknown:
+        raise LabError(f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(map(str, choices))}")
+    return values
+
+
 def writable_dir(path: str) -> Path:
     out = Path(path)
     try:
@@ -77,6 +93,19 @@ def write_metrics(out: Path, metrics: dict) -> Path:
 
     path = out / "metrics.json"
     path.write_text(json.dumps(clean(metrics), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (MiB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def write_peak_rss(out: Path) -> Path:
+    """`memory.json`: the run's peak RSS. It differs from run to run, so it stays out of `metrics.json`."""
+    path = out / "memory.json"
+    path.write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))
     return path
 
 

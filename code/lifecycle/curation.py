@@ -14,6 +14,7 @@ along, so every stage can be scored against the truth).
 import hashlib
 import json
 import re
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
-from datasets import Dataset, Features, List, Value, interleave_datasets
+from datasets import Dataset, Features, List, Value, interleave_datasets, load_dataset
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .cli import LabError
@@ -267,6 +268,87 @@ def read_jsonl(path: str, column: str = "text") -> tuple[list[str], dict[str, in
         raise LabError(f"{path}: no usable lines (empty: {skipped['skipped_empty_lines']}, "
                        f"non-UTF-8: {skipped['skipped_non_utf8_lines']})")
     return texts, skipped
+
+
+def hub_corpus(dataset: str, column: str, n: int) -> tuple[list[str], list[str]]:
+    """Train and validation texts of a Hub dataset (`NAME` or `NAME:CONFIG`): the first `n` training rows,
+    and up to 2,000 non-empty validation (or test) rows; without either split, the last 5% of the rows."""
+    name, _, config = dataset.partition(":")
+    try:
+        ds = load_dataset(name, config or None)
+    except Exception as e:  # datasets raises several types when offline
+        raise LabError(f"cannot load dataset {dataset!r} from the Hub (offline?): {type(e).__name__}") from None
+    if column not in ds["train"].column_names:
+        raise LabError(f"dataset {dataset!r} has no {column!r} column; pick one with --text_column")
+    val = next((s for s in ("validation", "test") if s in ds), None)
+    train = list(ds["train"].select(range(min(n, len(ds["train"]))))[column])
+    if val is None:
+        return train[: len(train) * 19 // 20], train[len(train) * 19 // 20 :]
+    return train, [t for t in ds[val][column][:2000] if t.strip()]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished workers (`num_proc`): wall time inflates on a busy machine."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+# Scoring against the truth: the world's raw corpus labels every document with the `kind` it was planted as.
+JUNK = {"spam", "boilerplate"}
+
+
+def stage_inputs(raw: Dataset, logs: list[dict], column: str = "kind") -> list[list]:
+    """The `column` of the rows each stage saw, in order: stage i's input is stage i-1's output."""
+    seen, ds = [], raw
+    for log in logs:
+        seen.append(ds[column])
+        ds = ds.select(sorted(set(range(len(ds))) - set(log["removed_rows"])))
+    return seen
+
+
+def score_stages(logs: list[dict], kinds_in: list[list[str]]) -> dict:
+    """Each stage against the generator's labels: what it removed, and whether that was junk."""
+    exact, near, filt, cont = logs
+    found = [kinds_in[1][i] for i in near["removed_rows"]]
+    dropped = [kinds_in[2][i] for i in filt["removed_rows"]]
+    cont_in = kinds_in[3]
+    return {
+        "near_dup_precision": found.count("near_dup") / max(1, len(found)),
+        "near_dup_recall": found.count("near_dup") / max(1, kinds_in[1].count("near_dup")),
+        "spam_filter_precision": sum(k in JUNK for k in dropped) / max(1, len(dropped)),
+        "spam_filter_recall": sum(k in JUNK for k in dropped) / max(1, sum(k in JUNK for k in kinds_in[2])),
+        "leak_docs_reaching_decontamination": cont_in.count("leak"),
+        "leak_docs_found": sum(cont_in[i] == "leak" for i in cont["removed_rows"]),
+    }
+
+
+def rule_report(log: dict, kinds: list[str]) -> list[dict]:
+    """One row per quality rule: documents it hit, how many were junk, and which clean kinds it hit."""
+    rows = []
+    for name, hits in log["flags"].items():
+        hit_kinds = [k for k, h in zip(kinds, hits) if h]
+        rows.append({"rule": name, "used": "yes" if name in log["used"] else "no (counted only)",
+                     "hits": len(hit_kinds), "junk_hits": sum(k in JUNK for k in hit_kinds),
+                     "precision": sum(k in JUNK for k in hit_kinds) / max(1, len(hit_kinds)),
+                     "clean_hits": ", ".join(f"{k} {hit_kinds.count(k)}" for k in sorted(set(hit_kinds) - JUNK - {"near_dup"}))
+                     or "none"})
+    return rows
+
+
+def write_removed(raw: Dataset, logs: list[dict], path) -> list[dict]:
+    """Every removed document with its stage and reason, as JSON lines at `path`; returns the first two
+    of each stage, their text shortened, for a table."""
+    examples, ds = [], raw
+    with open(path, "w") as f:
+        for log in logs:
+            for n, (i, why) in enumerate(zip(log["removed_rows"], log["reasons"])):
+                row = {"stage": log["stage"], "reason": why, "kind": ds[i]["kind"], "text": ds[i]["text"]}
+                f.write(json.dumps(row) + "\n")
+                if n < 2:
+                    text = " ".join(row["text"].split())
+                    examples.append(row | {"text": text[:80] + ("..." if len(text) > 80 else "")})
+            ds = ds.select(sorted(set(range(len(ds))) - set(log["removed_rows"])))
+    return examples
 
 
 def _procs(cfg: Config, ds: Dataset) -> int | None:

@@ -1,24 +1,17 @@
-"""The measurements every lab shares: perplexity, greedy replies, format rate and task accuracy.
+"""The measurements every lab shares: perplexity, greedy replies, format rate, task accuracy, and
+multiple-choice accuracy on quiz items.
 
 The `gpu` presets call the same functions on real `gpt2`, so what the offline tests prove is what the
 GPU run reports.
 """
 
 import math
+import random
 
 import torch
 
+from .training import blocks
 from .world import check_format, check_gold
-
-
-def blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
-    """Documents joined by the BOS token and cut into full blocks (the tail is dropped)."""
-    sep = tokenizer.bos_token or tokenizer.eos_token
-    ids = tokenizer(sep.join(texts), add_special_tokens=False)["input_ids"]
-    n = len(ids) // block_size
-    if n == 0:
-        raise ValueError(f"need at least {block_size} tokens to form one block, got {len(ids)}")
-    return torch.tensor(ids[: n * block_size]).view(n, block_size)
 
 
 # --8<-- [start:perplexity]
@@ -41,10 +34,10 @@ def perplexity(model, tokenizer, texts: list[str], block_size: int = 128, batch_
 def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 32) -> list[str]:
     """Greedy completions of raw prompt strings, special tokens kept, padding removed."""
     model.eval()
-    tokenizer.padding_side = "left"
     out = []
-    for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+    for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
+        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=False)
         enc = enc.to(model.device)
         gen = model.generate(
             **enc, max_new_tokens=max_new_tokens, do_sample=False,
@@ -71,3 +64,29 @@ def score(completions: list[str], examples) -> dict[str, float]:
         "format_rate": sum(check_format(c) for c in completions) / n,
         "task_accuracy": sum(check_gold(c, e.gold) for c, e in zip(completions, examples)) / n,
     }
+
+
+# --8<-- [start:choice]
+@torch.no_grad()
+def choice_accuracy(model, tokenizer, items, decoys: list[str], n_choices: int = 4, seed: int = 0) -> float:
+    """Share of items whose answer the model rates likelier than `n_choices - 1` decoy answers.
+
+    Each option is scored by the log-probability of its tokens after the question. Chance is 1 / n_choices.
+    """
+    model.eval()
+    rng = random.Random(seed)
+    correct = 0
+    for it in items:
+        options = [it.answer, *rng.sample(decoys, n_choices - 1)]
+        rng.shuffle(options)  # so that a tie can never favour the right answer
+        prompt = tokenizer(tokenizer.bos_token + it.question, add_special_tokens=False)["input_ids"]
+        scores = []
+        for option in options:
+            tail = tokenizer(f" {option}.", add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prompt + tail], device=model.device)
+            logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+            targets = ids[0, len(prompt):]
+            scores.append(logp[len(prompt) - 1 :].gather(1, targets[:, None]).sum().item())
+        correct += options[max(range(n_choices), key=scores.__getitem__)] == it.answer
+    return correct / len(items)
+# --8<-- [end:choice]

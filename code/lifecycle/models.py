@@ -33,15 +33,17 @@ def build_model(size: str, tokenizer, seed: int = 0) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config)
 
 
-def load(name_or_path: str, head: str = "causal"):
+def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
     """Load a model and its tokenizer: a local folder, or a Hub id such as `gpt2` when online.
 
-    Offline, an id that is not a local folder fails with one line that names the offline presets.
+    `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs "left");
+    our own calls pass it per call instead. Offline, an id that is not a local folder fails with one line
+    that names the offline presets.
     """
     cls = {"causal": AutoModelForCausalLM, "reward": AutoModelForSequenceClassification}[head]
     kwargs = {"num_labels": 1} if head == "reward" else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, padding_side=padding_side)
         model = cls.from_pretrained(name_or_path, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as e:
         if Path(name_or_path).exists():

@@ -1,4 +1,5 @@
-"""Helpers for the parallelism lab: GPT-2 blocks made ready for torch's tensor-parallel API, and the
+"""Helpers for the parallelism lab: the same GPT-2 in every process, each rank's shapes and the largest
+difference from one process, GPT-2 blocks made ready for torch's tensor-parallel API, and the
 pipeline-bubble formula.
 
 HF's GPT-2 computes its projections with `Conv1D` (`y = x @ W + b`, weight stored as [in, out]), which
@@ -8,8 +9,12 @@ whole heads.
 """
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
+
+from .models import SIZES
 
 
 def conv1d_to_linear(module: nn.Module) -> nn.Module:
@@ -97,3 +102,50 @@ def shape(t) -> str:
     """A tensor's shape as `4×64`, the local shard's for a DTensor."""
     t = t.to_local() if hasattr(t, "to_local") else t
     return "×".join(str(n) for n in t.shape)
+
+
+def config_for(name: str) -> GPT2Config | str:
+    """A GPT2Config for an offline size, else the Hub id / folder. Dropout off: runs compare exactly."""
+    exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
+    if name in ("smoke", "lesson"):
+        return GPT2Config(vocab_size=1024, bos_token_id=0, eos_token_id=0, **SIZES[name], **exact)
+    return name
+
+
+def build(config, seed: int) -> GPT2LMHeadModel:
+    """The same GPT-2 in every process: a seeded random init, or the same checkpoint."""
+    torch.manual_seed(seed)
+    if isinstance(config, GPT2Config):
+        return GPT2LMHeadModel(config)
+    exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel.from_pretrained(config, attn_implementation="sdpa", use_safetensors=True, **exact)
+
+
+class Record:
+    """Each rank's tensor shapes, printed and kept for the shapes table."""
+
+    def __init__(self, rank: int):
+        self.rank, self.rows = rank, []
+
+    def __call__(self, kind: str, tensor: str, local, full) -> None:
+        text = lambda t: t if isinstance(t, str) else shape(t)
+        row = dict(parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full))
+        print(f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})", flush=True)
+        self.rows.append(row)
+
+
+def max_diff(pairs) -> float:
+    """Largest |a - b| over (a, b) pairs, then the largest over all ranks."""
+    d = torch.tensor(max((a - b).abs().max().item() for a, b in pairs), dtype=torch.float64)
+    dist.all_reduce(d, op=dist.ReduceOp.MAX)
+    return d.item()
+
+
+def shapes_table(shapes: list[dict]) -> str:
+    """One row per (parallelism, tensor): the unsplit shape, then what each rank holds."""
+    keyed = {}
+    for r in shapes:
+        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r["shape"]
+    lines = ["| parallelism | tensor | unsplit | rank 0 | rank 1 |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |" for k, v in keyed.items()]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,12 @@
 """Markdown tables from metrics, for `snippets/results/`: the only way a number reaches a page."""
 
 
+def cell(text: str, width: int = 70) -> str:
+    """Text for a table cell: special tokens visible (`<|end|>`), newlines shown as ⏎, cut at `width`."""
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
+
+
 def fmt(value, spec: str = "") -> str:
     if isinstance(value, float) and not spec:
         spec = ".3g" if abs(value) < 1000 else ",.0f"

@@ -1,18 +1,14 @@
-"""What the preference labs (reward model, PPO, DPO) share: pair data, reward scores, KL to the
-reference, and the memory a run holds.
+"""What the preference labs (reward model, PPO, DPO) share: pair data and its hold-out split, reward
+scores, KL to the reference, and the parameter memory a run holds.
 
 The same functions run on the tiny offline models and on the real `gpt2` (`gpu` presets).
 """
-
-import resource
-import sys
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
 
 from .cli import LabError
-from .tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
 from .world import read_pairs
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
@@ -32,6 +28,14 @@ def pairs_from_file(path: str) -> list[dict]:
         raise LabError(str(e)) from None
 
 
+def split_heldout(rows: list[dict], source: str) -> tuple[list[dict], list[dict]]:
+    """(train, held-out) of a reader's pairs: one pair in five held out, at least one on each side."""
+    if len(rows) < 2:
+        raise LabError(f"{source}: need at least 2 pairs (one to train on, one held out), got {len(rows)}")
+    cut = max(1, len(rows) // 5)
+    return rows[cut:], rows[:cut]
+
+
 def hub_pairs(name: str, split: str, n: int) -> list[dict]:
     """The first `n` rows of a TRL preference dataset on the Hub, e.g. `trl-lib/ultrafeedback_binarized`."""
     try:
@@ -39,22 +43,6 @@ def hub_pairs(name: str, split: str, n: int) -> list[dict]:
     except Exception as e:  # datasets raises several types when offline
         raise LabError(f"cannot load {name} from the Hub (offline?): {type(e).__name__}") from None
     return [{k: r[k] for k in PAIR_COLUMNS if k in r} for r in ds]
-
-
-def ready_tokenizer(tokenizer, *models):
-    """Give a Hub model (gpt2) what our tiny models already have: role markers, a pad token that is not EOS
-    (PPO masks padding by token id), `<|end|>` as EOS, and our chat template. The tokens are added in the
-    same order as the SFT lab adds them, so the policy and the reward models share token ids."""
-    if tokenizer.chat_template == CHAT_TEMPLATE:
-        return tokenizer
-    tokenizer.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    for model in models:
-        model.resize_token_embeddings(len(tokenizer))
-        for cfg in (model.config, getattr(model, "generation_config", None)):
-            if cfg is not None:
-                cfg.eos_token_id, cfg.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    return tokenizer
 
 
 def as_text(tokenizer, messages) -> str:
@@ -68,10 +56,10 @@ def as_text(tokenizer, messages) -> str:
 def reward_scores(reward_model, tokenizer, texts: list[str], batch_size: int = 32) -> torch.Tensor:
     """The reward model's scalar score of each full text (prompt and reply)."""
     reward_model.eval()
-    tokenizer.padding_side = "right"
     out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+    for i in range(0, len(texts), batch_size):  # right padding, as TRL's RewardTrainer pads
+        enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="right",
+                        add_special_tokens=False)
         out.append(reward_model(**enc.to(reward_model.device)).logits[:, 0].float().cpu())
     return torch.cat(out)
 
@@ -93,11 +81,11 @@ def kl_to_reference(policy, ref, tokenizer, prompts: list[str], max_new_tokens: 
     """KL(π‖π_ref) per reply, in nats: the policy samples a reply to each held-out prompt (temperature 1),
     and at every reply token we add the exact KL between the two next-token distributions."""
     policy.eval(), ref.eval()
-    tokenizer.padding_side = "left"
     torch.manual_seed(seed)
     total, n = 0.0, 0
-    for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+    for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
+        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=False)
         enc = enc.to(policy.device)
         seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
                               max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
@@ -121,9 +109,3 @@ def param_bytes(*models) -> int:
         for p in m.parameters():
             seen[p.data_ptr()] = p.numel() * p.element_size()
     return sum(seen.values())
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (MiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

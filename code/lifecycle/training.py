@@ -1,8 +1,15 @@
-"""Pretraining on a token budget, in an order we choose; and multiple-choice scoring of quiz items.
+"""Training: what every trainer config shares, text packed into blocks, and one `Trainer` recipe for
+next-token training on a block budget.
 
-The curation lab trains the same model on several corpora for the same number of tokens, so the corpus
-is the only thing that differs. `budget_blocks` cuts each corpus to that budget; `train` feeds the blocks
-in the given order (the Trainer's sampler is sequential), which is what a curriculum needs.
+- `trainer_defaults`: the plumbing fields every `TrainingArguments` / TRL config in the labs shares, so a
+  lab's config holds only the knobs its lesson is about.
+- `chat_row` / `text_row`: one tokenized training row for SFT-style trainers, with the loss on the reply
+  only (a chat) or on every token (plain text).
+- `blocks` / `budget_blocks`: documents packed into full blocks; `budget_blocks` cuts a corpus to exactly
+  the same number of blocks as another, which is how the curation lab trains every corpus on the same
+  token budget.
+- `train`: one pass of the stock `Trainer` over blocks, in random order (pretraining) or in the order
+  given (the Trainer's sequential sampler), which is what a curriculum needs.
 """
 
 import random
@@ -11,7 +18,40 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, default_data_collator
 
-from .evaluation import blocks
+
+# --8<-- [start:defaults]
+def trainer_defaults(output_dir, seed: int, **overrides) -> dict:
+    """The fields every `TrainingArguments` / TRL config in the labs shares; pass the lesson's own knobs
+    next to them: `SFTConfig(**trainer_defaults(out, seed), learning_rate=...)`.
+
+    - no checkpoints, no logging service: a run writes only what its lab reports;
+    - fp32 on a CPU, bf16 on a GPU that supports it (TRL's configs default to bf16, which fails on a CPU);
+    - activation (gradient) checkpointing off: TRL's configs turn it on, and these models have no memory
+      to save, so it would only cost time;
+    - the run's seed; data loaded in the main process (worker processes only cost start-up time).
+    """
+    cuda = torch.cuda.is_available()
+    return dict(
+        output_dir=str(output_dir),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        activation_checkpointing=False,
+        seed=seed,
+        dataloader_num_workers=0,
+    ) | overrides
+# --8<-- [end:defaults]
+
+
+def blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
+    """Documents joined by the BOS token and cut into full blocks (the tail is dropped): blocks × tokens."""
+    sep = tokenizer.bos_token or tokenizer.eos_token
+    ids = tokenizer(sep.join(texts), add_special_tokens=False)["input_ids"]
+    n = len(ids) // block_size
+    if n == 0:
+        raise ValueError(f"need at least {block_size} tokens to form one block, got {len(ids)}")
+    return torch.tensor(ids[: n * block_size]).view(n, block_size)
 
 
 def budget_blocks(tokenizer, texts: list[str], block_size: int, n_blocks: int, seed: int = 0) -> torch.Tensor:
@@ -23,58 +63,48 @@ def budget_blocks(tokenizer, texts: list[str], block_size: int, n_blocks: int, s
     return data.repeat(reps, 1)[:n_blocks]
 
 
+# --8<-- [start:rows]
+def chat_row(tokenizer, messages: list[dict], limit: int) -> dict:
+    """A conversation through the chat template, cut at `limit` tokens, with the loss on the reply only.
+
+    `assistant_masks` is 1 on the tokens inside the template's `{% generation %}` block (the reply and
+    its `<|end|>`) and 0 on the template and the user's words; `SFTTrainer` turns it into `labels`, with
+    -100 (ignored by the loss) wherever it is 0."""
+    enc = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    return {"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]}
+
+
+def text_row(tokenizer, text: str, limit: int) -> dict:
+    """Plain text as the base model saw it in pretraining (BOS first), with the loss on every token."""
+    ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
+    return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
+# --8<-- [end:rows]
+
+
 # --8<-- [start:train]
 def train(model, data: torch.Tensor, output_dir, batch_size: int, learning_rate: float, warmup_steps: int,
-          seed: int = 0) -> list[dict]:
-    """One pass over `data` (blocks × tokens) in row order; returns the Trainer's log history."""
-    cuda = torch.cuda.is_available()
+          seed: int = 0, max_steps: int | None = None, order: str = "sequential") -> list[dict]:
+    """Next-token training on `data` (blocks × tokens); returns the Trainer's log history.
+
+    `max_steps` defaults to one pass in row order (`order="sequential"`: ours, shuffled or curated-last
+    for a curriculum); `order="random"` samples the blocks in a seeded random order, as pretraining does.
+    """
+    max_steps = max_steps or len(data) // batch_size
     config = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=len(data) // batch_size,
+        **trainer_defaults(output_dir, seed),
+        max_steps=max_steps,
         per_device_train_batch_size=batch_size,
-        train_sampling_strategy="sequential",  # our order: shuffled, or curated-last for a curriculum
+        train_sampling_strategy=order,
         learning_rate=learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=warmup_steps,
+        lr_scheduler_type="cosine",  # after warmup, half a cosine down to zero
+        warmup_steps=warmup_steps,  # a linear ramp from zero: Adam's first moment estimates are noisy
         weight_decay=0.1,
         max_grad_norm=1.0,
-        logging_steps=max(1, len(data) // batch_size // 40),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        seed=seed,
-        dataloader_num_workers=0,
+        logging_steps=max(1, max_steps // 40),
     )
-    ids = data.tolist()
+    ids = data.tolist()  # the labels are the inputs: the model shifts them by one inside its loss
     trainer = Trainer(model=model, args=config, data_collator=default_data_collator,
                       train_dataset=Dataset.from_dict({"input_ids": ids, "labels": ids}))
     trainer.train()
     return trainer.state.log_history
 # --8<-- [end:train]
-
-
-# --8<-- [start:choice]
-@torch.no_grad()
-def choice_accuracy(model, tokenizer, items, decoys: list[str], n_choices: int = 4, seed: int = 0) -> float:
-    """Share of items whose answer the model rates likelier than `n_choices - 1` decoy answers.
-
-    Each option is scored by the log-probability of its tokens after the question. Chance is 1 / n_choices.
-    """
-    model.eval()
-    rng = random.Random(seed)
-    correct = 0
-    for it in items:
-        options = [it.answer, *rng.sample(decoys, n_choices - 1)]
-        rng.shuffle(options)  # so that a tie can never favour the right answer
-        prompt = tokenizer(tokenizer.bos_token + it.question, add_special_tokens=False)["input_ids"]
-        scores = []
-        for option in options:
-            tail = tokenizer(f" {option}.", add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([prompt + tail], device=model.device)
-            logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
-            targets = ids[0, len(prompt):]
-            scores.append(logp[len(prompt) - 1 :].gather(1, targets[:, None]).sum().item())
-        correct += options[max(range(n_choices), key=scores.__getitem__)] == it.answer
-    return correct / len(items)
-# --8<-- [end:choice]

@@ -9,10 +9,10 @@ import random
 import zlib
 from dataclasses import dataclass
 
+from ..tokenizer import BOS, END, ROLES
 from .entities import World, make_email, make_world
 
-END = "<|end|>"
-ROLE_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>")
+ROLE_MARKERS = (*ROLES.values(), BOS)  # special tokens that never belong inside a reply
 SPLITS = ("train", "val", "test")
 TASKS = ("capital", "export", "job", "arithmetic", "summary")
 
