@@ -24,7 +24,7 @@ from trl.experimental.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
-from lifecycle.evaluation import chat_prompts, complete
+from lifecycle.evaluation import chat_prompts, complete, spread
 from lifecycle.models import load
 from lifecycle.rlhf import kl_to_reference, param_bytes, reward_scores
 from lifecycle.stages import stage_model
@@ -128,11 +128,6 @@ def ppo_run(args, kl_coef: float, train: Dataset):
     held = param_bytes(trainer.model, trainer.ref_model, trainer.reward_model)  # policy + value live in .model
     return policy, ref, tokenizer, trainer.state.log_history, held, trainer.state.episode
 # --8<-- [end:trainer]
-
-
-def spread(exs: list, n: int) -> list:
-    """`n` examples spread evenly over the list (it is ordered by task), so every task is scored."""
-    return exs[:: max(1, len(exs) // n)][:n]
 
 
 def sample_table(exs, samples: dict[str, list[str]], n: int = 3) -> str:

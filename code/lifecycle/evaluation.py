@@ -57,6 +57,11 @@ def chat_prompts(tokenizer, examples) -> list[str]:
     ]
 
 
+def spread(examples: list, n: int) -> list:
+    """`n` examples spread evenly over the list (the world lists them by task), so every task is scored."""
+    return examples[:: max(1, len(examples) // n)][:n]
+
+
 def score(completions: list[str], examples) -> dict[str, float]:
     """Format rate (the assistant format, ended by the end-of-turn token) and task accuracy (gold found)."""
     n = len(examples)
