@@ -8,8 +8,8 @@ next-token training on a block budget.
 - `blocks` / `budget_blocks`: documents packed into full blocks; `budget_blocks` cuts a corpus to exactly
   the same number of blocks as another, which is how the curation lab trains every corpus on the same
   token budget.
-- `train`: one pass of the stock `Trainer` over blocks, in random order (pretraining) or in the order
-  given (the Trainer's sequential sampler), which is what a curriculum needs.
+- `train`: the stock `Trainer` over blocks, drawn in a seeded random order (pretraining) or read in the
+  order given (the Trainer's sequential sampler), which is what a curriculum needs.
 """
 
 import random
