@@ -1,10 +1,15 @@
 """The memory arithmetic: exact parameter counts and the ZeRO paper's published example."""
 
+import re
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lifecycle.memory import GPT2_FAMILY, gpt2_params, inference_bytes, kv_cache_bytes, model_states
+from conftest import ROOT
+from lifecycle.memory import (
+    GPT2_FAMILY, gpt2_params, inference_bytes, kv_cache_bytes, model_states, zero_collectives, zero_traffic,
+)
 
 
 @pytest.mark.parametrize("name", list(GPT2_FAMILY))
@@ -22,6 +27,31 @@ def test_zero_paper_example_7_5b_on_64_gpus():
     assert gb(1) == pytest.approx(31.4, abs=0.05)
     assert gb(2) == pytest.approx(16.6, abs=0.05)
     assert gb(3) == pytest.approx(1.9, abs=0.05)
+
+
+def test_zero_communication_model():
+    """ZeRO §7: stages 1-2 move what DDP moves (2Ψ); stage 3 moves 3Ψ and gathers no weights after the step."""
+    assert [zero_traffic(s) for s in range(4)] == [2.0, 2.0, 2.0, 3.0]
+    after_step = [what for op, what, when, _ in zero_collectives(3) if "after" in when]
+    assert after_step == []
+    gathers = [when for op, what, when, _ in zero_collectives(3) if op == "all-gather"]
+    assert len(gathers) == 2 and any("forward" in w for w in gathers) and any("backward" in w for w in gathers)
+    assert ("all-gather", "updated weights", "after the optimizer step", 1.0) in zero_collectives(1)
+
+
+def test_parallelism_table_matches_the_communication_model():
+    """§2.4's table: each ZeRO row names exactly the collectives of `zero_collectives`, and stage 3 no
+    all-gather of updated weights after the step."""
+    page = (ROOT / "docs" / "explainer" / "2-pretraining.md").read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ZeRO-[^|]*?) \|.*$", page, re.M)}
+    stage12 = next(r for k, r in rows.items() if "1" in k and "2" in k)
+    stage3 = next(r for k, r in rows.items() if "3" in k)
+    for row, stage in ((stage12, 1), (stage3, 3)):
+        cells = row.split("|")[4].lower()  # "what is communicated"
+        for op, what, when, _ in zero_collectives(stage):
+            assert op in cells and what.split()[-1] in cells, (stage, op, what, cells)
+    communicated3 = stage3.split("|")[4]
+    assert "updated weights" not in communicated3 and "forward" in communicated3 and "backward" in communicated3
 
 
 def test_inference_travels_light():

@@ -62,6 +62,32 @@ def model_states(params: float, gpus: int = 1, zero_stage: int = 0, mixed_precis
 # --8<-- [end:states]
 
 
+# --8<-- [start:traffic]
+def zero_collectives(zero_stage: int) -> list[tuple[str, str, str, float]]:
+    """The collectives of one data-parallel step: (operation, what it moves, when, volume per rank in units
+    of the model size Ψ). Rajbhandari et al. (2020), §7: a ring all-reduce is a reduce-scatter then an
+    all-gather, 2Ψ. Stages 1 and 2 reduce-scatter the gradients and all-gather the updated weights after
+    the step: still 2Ψ. Stage 3 keeps no whole weights: it all-gathers each layer's weights just in time
+    for its forward and again for its backward, then reduce-scatters the gradients: 3Ψ, and nothing
+    after the step."""
+    if zero_stage == 0:
+        return [("all-reduce", "gradients", "during backward, bucket by bucket", 2.0)]
+    if zero_stage in (1, 2):
+        return [("reduce-scatter", "gradients", "during backward", 1.0),
+                ("all-gather", "updated weights", "after the optimizer step", 1.0)]
+    if zero_stage == 3:
+        return [("all-gather", "each layer's weights", "just before its forward", 1.0),
+                ("all-gather", "each layer's weights", "again, just before its backward", 1.0),
+                ("reduce-scatter", "gradients", "during backward", 1.0)]
+    raise ValueError(f"ZeRO stage {zero_stage}: expected 0, 1, 2 or 3")
+
+
+def zero_traffic(zero_stage: int) -> float:
+    """Bytes each rank moves per step, in units of the model size Ψ."""
+    return sum(volume for *_, volume in zero_collectives(zero_stage))
+# --8<-- [end:traffic]
+
+
 # --8<-- [start:inference]
 def kv_cache_bytes(n_layer: int, n_embd: int, batch: int, seq_len: int, dtype: str = "fp16") -> float:
     """Keys and values of every layer for every cached token: 2 × layers × d × tokens."""
