@@ -1,0 +1,37 @@
+"""The numbers the question bank states, computed: each answer's figure must be what the formula it names
+gives. The bank is read straight from docs/questions/bank.yaml (its one source). Cost: well under a second."""
+
+import yaml
+
+from conftest import ROOT
+from lifecycle.memory import LLAMA2_7B, korthikanti_activation_bytes
+
+BANK = yaml.safe_load((ROOT / "docs" / "questions" / "bank.yaml").read_text())
+TEXT = {q["id"]: " ".join(str(v) for v in q.values()) for q in BANK["questions"]}
+
+
+def said(qid: str, *phrases: str) -> None:
+    for phrase in phrases:
+        assert phrase in TEXT[qid], f"{qid} should say {phrase!r}"
+
+
+def gb(x: float, digits: int) -> str:
+    return f"≈ {x / 1e9:.{digits}f} GB"
+
+
+def test_mem_7b_finetune_activations_follow_korthikanti():
+    """Korthikanti et al. (2022), eq. 1, at Llama-2-7B's shape, batch 1 × 4,096 tokens."""
+    layers, h, heads, s = LLAMA2_7B["n_layer"], LLAMA2_7B["n_embd"], LLAMA2_7B["n_head"], 4096
+    per_layer = korthikanti_activation_bytes(1, h, heads, 1, s, scores=False)
+    assert per_layer == 34 * s * 1 * h
+    scores = korthikanti_activation_bytes(1, h, heads, 1, s) - per_layer
+    logsoftmax = 1 * s * LLAMA2_7B["vocab_size"] * 4
+    checkpointed = korthikanti_activation_bytes(layers, h, heads, 1, s, checkpointing=True)
+    said("mem-7b-finetune", gb(per_layer, 2) + " per layer", gb(layers * per_layer, 0) + " over 32 layers",
+         gb(scores, 1) + " per layer", gb(logsoftmax, 2), gb(checkpointed, 1) + " in all")
+
+
+def test_no_answer_calls_adams_v_the_variance():
+    """v is the running mean of g², the uncentered second moment (Kingma and Ba 2015, Algorithm 1)."""
+    for qid, text in TEXT.items():
+        assert "momentum and variance" not in text.lower() and "variance estimate" not in text.lower(), qid
