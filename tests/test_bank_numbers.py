@@ -4,7 +4,7 @@ gives. The bank is read straight from docs/questions/bank.yaml (its one source).
 import yaml
 
 from conftest import ROOT
-from lifecycle.memory import LLAMA2_7B, korthikanti_activation_bytes
+from lifecycle.memory import LLAMA2_7B, korthikanti_activation_bytes, model_states
 
 BANK = yaml.safe_load((ROOT / "docs" / "questions" / "bank.yaml").read_text())
 TEXT = {q["id"]: " ".join(str(v) for v in q.values()) for q in BANK["questions"]}
@@ -35,3 +35,12 @@ def test_no_answer_calls_adams_v_the_variance():
     """v is the running mean of g², the uncentered second moment (Kingma and Ba 2015, Algorithm 1)."""
     for qid, text in TEXT.items():
         assert "momentum and variance" not in text.lower() and "variance estimate" not in text.lower(), qid
+
+
+def test_par_fsdp_one_unit_keeps_12_of_16_bytes_sharded():
+    """Mixed-precision AdamW (ZeRO's K = 12): the optimizer states, fp32 master included, stay sharded; the
+    16-bit weights and gradients, 4 of the 16 bytes, are what one FSDP unit gathers whole."""
+    states = model_states(1)
+    assert (states.optimizer, states.total, states.weights + states.grads) == (12, 16, 4)
+    said("par-fsdp", "12 of the 16 bytes per parameter", "4 bytes per parameter")
+    assert "ZeRO-3 in PyTorch" not in TEXT["par-fsdp"]
