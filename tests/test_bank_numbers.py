@@ -44,3 +44,9 @@ def test_par_fsdp_one_unit_keeps_12_of_16_bytes_sharded():
     assert (states.optimizer, states.total, states.weights + states.grads) == (12, 16, 4)
     said("par-fsdp", "12 of the 16 bytes per parameter", "4 bytes per parameter")
     assert "ZeRO-3 in PyTorch" not in TEXT["par-fsdp"]
+
+
+def test_reward_model_items_link_to_the_reward_modeling_section():
+    """Bradley–Terry, the margin and accuracy are taught in §4.1 (reward modeling), not §4.2 (PPO)."""
+    sections = {q["id"]: q["links"]["section"] for q in BANK["questions"]}
+    assert sections["rm-bradley-terry"] == sections["rm-margin"] == "§4.1"
