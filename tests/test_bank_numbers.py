@@ -50,3 +50,15 @@ def test_reward_model_items_link_to_the_reward_modeling_section():
     """Bradley–Terry, the margin and accuracy are taught in §4.1 (reward modeling), not §4.2 (PPO)."""
     sections = {q["id"]: q["links"]["section"] for q in BANK["questions"]}
     assert sections["rm-bradley-terry"] == sections["rm-margin"] == "§4.1"
+
+
+def test_stop_sft_cites_instructgpt_the_same_way_everywhere():
+    """Ouyang et al. (2022), §3.5: SFT overfit on validation loss after 1 epoch, yet 16 epochs kept improving
+    RM score and human preference. The bank, §5.5 and the at-a-glance table say so; none stops on loss."""
+    said("stop-sft", "after 1 epoch", "16 epochs", "§3.5")
+    pages = {name: (ROOT / "docs" / name).read_text() for name in ("explainer/5-mechanics.md", "at-a-glance.md")}
+    for name, page in pages.items():
+        assert "16 epochs" in page, name
+    for page in (*pages.values(), (ROOT / "docs" / "recap.md").read_text()):
+        assert "held-out loss turns up" not in page and "loss turning up" not in page
+    said("stop-sft", "Not when held-out loss turns up")
