@@ -116,6 +116,8 @@ def test_precision_answers_match_torch():
     said("sc-bf16-safer", f"smallest normal ≈ {fp16.smallest_normal:.1e}".replace("e-0", "e-"),
          f"last {(fp32.max - bf16.max) / fp32.max:.1%} below fp32's maximum")
     assert torch.tensor(3.4e38).to(torch.bfloat16).isinf()  # within fp32's range, past bf16's
+    assert f"a largest value {(fp32.max - bf16.max) / fp32.max:.1%} lower" in (ROOT / "docs/explainer/5-mechanics.md").read_text()
+    assert fp32.smallest_normal == bf16.smallest_normal
     defaults = inspect.signature(torch.amp.GradScaler.__init__).parameters
     assert (defaults["init_scale"].default, defaults["growth_interval"].default) == (65536.0, 2000)
     assert (defaults["backoff_factor"].default, defaults["growth_factor"].default) == (0.5, 2.0)
