@@ -1,6 +1,7 @@
 """The memory arithmetic: exact parameter counts, the ZeRO paper's example and its communication, the
 activation formula against autograd on the CPU for every option, and the step's peak against the
-profiler's memory timeline. Cost: about 10 s (48 tiny forward/backward passes, 6 profiled steps)."""
+profiler's memory timeline. Cost: about 20 s here (two fresh processes for the CLI, 48 tiny forward/backward
+passes, 6 profiled steps)."""
 
 import itertools
 import json
