@@ -13,6 +13,7 @@ on a CPU, `torch.cuda.max_memory_allocated` on a GPU). At `--grid_size` it check
 Writes `metrics.json`, `results.md`, `activations.md`, `peaks.md`, `family.md`, `zero.md`, `breakdown.png`.
 """
 
+import gc
 import itertools
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -128,8 +129,9 @@ def peak_check(size, args, ids, step: Step, first_step: bool) -> dict:
     """The peak bytes of one AdamW training step, measured, against `step_peak`."""
     cuda = ids.device.type == "cuda"
     if cuda:
+        gc.collect()  # earlier checks' models, freed now rather than during this step
         torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()  # what earlier checks left behind is not this step's
+        base = torch.cuda.memory_allocated()  # what is still allocated is not this step's
     model = build(size, args, step, ids.device.type)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
