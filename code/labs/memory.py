@@ -1,33 +1,34 @@
-"""Memory: the calculator's bytes against the bytes the program really holds.
+"""Memory: the calculator's bytes against the bytes a training step really holds.
 
-    python code/labs/memory.py --output_dir runs/memory                  # lesson preset, CPU seconds
+    python code/labs/memory.py --output_dir runs/memory                  # lesson preset, under a CPU minute
     python code/labs/memory.py --output_dir runs/memory --preset smoke   # the tests' run
-    python code/labs/memory.py --output_dir runs/memory --preset gpu     # GPT-2-124M shape on a GPU
-    python code/labs/memory.py estimate --params 7.5e9 --gpus 64 --zero-stage 1 --json
-    python code/labs/memory.py estimate --model gpt2-medium --batch 8 --seq-len 1024 --json
+    python code/labs/memory.py --output_dir runs/memory --preset gpu     # GPT-2-124M's shape on a CUDA GPU
+    python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024   # the calculator alone
 
-A normal run builds real HF GPT-2 models at several sizes (random weights), takes one AdamW step, and
-compares the calculator in `lifecycle.memory` with the tensors' real bytes (weights, gradients, optimizer
-state) and with the bytes autograd saves for backward, with and without activation checkpointing.
-`estimate` is the calculator on its own. Writes `metrics.json`, `results.md`, `activations.md`,
-`family.md`, `zero.md` and `breakdown.png`.
+For each model size the lab builds a real HF GPT-2 (random weights) and compares the calculator in
+`lifecycle.memory` with what the program holds: the weights, gradients and AdamW state after a step; the
+bytes autograd saves for backward; and the peak of a whole training step (the profiler's memory timeline
+on a CPU, `torch.cuda.max_memory_allocated` on a GPU). At `--grid_size` it checks every attention path
+(eager, SDPA, SDPA's math backend), dtype (fp32, bf16 autocast), dropout and checkpointing setting.
+Writes `metrics.json`, `results.md`, `activations.md`, `peaks.md`, `family.md`, `zero.md`, `breakdown.png`.
 """
 
-import argparse
-import json
-import sys
+import gc
+import itertools
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import transformers
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import GPT2Config, GPT2LMHeadModel, set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.memory import (
-    DTYPE_BYTES, GPT2_FAMILY, LLAMA2_7B, activation_bytes, enable_checkpointing, estimate, exact_adamw_state_bytes,
-    gpt2_param_tensors, gpt2_params, korthikanti_activation_bytes, llama_params, params_from_config,
-    saved_activation_bytes, state_bytes,
+    Step, activation_bytes, cpu_peak_bytes, enable_checkpointing, exact_adamw_state_bytes,
+    family_rows, gpt2_param_tensors, korthikanti_activation_bytes, model_states, params_from_config,
+    saved_activation_bytes, state_bytes, step_peak,
 )
 
 
@@ -36,48 +37,67 @@ from lifecycle.memory import (
 class Args(LabArgs):
     positive = ("batch_size", "seq_len", "vocab_size")
     sizes: str | None = field(default=None, metadata={"help": "Model shapes LAYERSxWIDTHxHEADS, comma-separated."})
+    grid_size: str | None = field(default=None, metadata={"help": "The shape that runs every option and the peaks."})
     batch_size: int | None = field(default=None, metadata={"help": "Sequences per forward pass."})
     seq_len: int | None = field(default=None, metadata={"help": "Tokens per sequence."})
     vocab_size: int | None = field(default=None, metadata={"help": "Vocabulary of the models built."})
 
 
 PRESETS = {
-    "smoke": dict(sizes="1x32x2,2x64x2,3x96x4", batch_size=2, seq_len=32, vocab_size=512),
-    "lesson": dict(sizes="2x64x2,4x128x4,6x256x8,8x384x6", batch_size=4, seq_len=128, vocab_size=1024),
-    "gpu": dict(sizes="12x768x12", batch_size=4, seq_len=1024, vocab_size=50257),  # GPT-2-124M's shape
+    "smoke": dict(sizes="1x32x2,2x64x2,3x96x4", grid_size="2x64x2", batch_size=2, seq_len=32, vocab_size=512),
+    "lesson": dict(sizes="2x64x2,4x128x4,6x256x8,8x384x6", grid_size="4x128x4", batch_size=4, seq_len=128,
+                   vocab_size=1024),
+    "gpu": dict(sizes="12x768x12", grid_size="12x768x12", batch_size=4, seq_len=1024, vocab_size=50257),  # GPT-2-124M
 }
 # --8<-- [end:args]
 
 
-def shapes(spec: str) -> list[tuple[int, int, int]]:
+def shapes(spec: str, flag: str = "--sizes") -> list[tuple[int, int, int]]:
     try:
         out = [tuple(int(x) for x in s.split("x")) for s in spec.split(",")]
     except ValueError:
-        raise LabError(f"--sizes {spec!r}: expected LAYERSxWIDTHxHEADS, comma-separated") from None
+        raise LabError(f"{flag} {spec!r}: expected LAYERSxWIDTHxHEADS, comma-separated") from None
     for size in out:
         if len(size) != 3 or min(size) <= 0 or size[1] % size[2]:
-            raise LabError(f"--sizes {spec!r}: each size needs positive numbers, width divisible by heads")
+            raise LabError(f"{flag} {spec!r}: each size needs positive numbers, width divisible by heads")
     return out
 
 
-def config(n_layer, n_embd, n_head, args, dropout: float) -> GPT2Config:
-    return GPT2Config(
-        n_layer=n_layer, n_embd=n_embd, n_head=n_head, vocab_size=args.vocab_size, n_positions=args.seq_len,
-        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=0, eos_token_id=0,
-        attn_implementation="sdpa",
-    )
+def build(size, args, step: Step, device: str) -> GPT2LMHeadModel:
+    """A random-weight HF GPT-2 of `size`, set up as `step` says (attention, dropout, checkpointing)."""
+    p = step.dropout
+    cfg = GPT2Config(n_layer=size[0], n_embd=size[1], n_head=size[2], vocab_size=args.vocab_size,
+                     n_positions=args.seq_len, resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, bos_token_id=0,
+                     eos_token_id=0, attn_implementation="eager" if step.attn == "eager" else "sdpa")
+    model = GPT2LMHeadModel(cfg).to(device).train()
+    if step.checkpointing:
+        enable_checkpointing(model)
+    return model
+
+
+# --8<-- [start:step]
+def forward_backward(model, ids, step: Step) -> None:
+    """One forward with the loss, then backward, under `step`'s autocast dtype and attention backend."""
+    backend = sdpa_kernel(SDPBackend.MATH) if step.attn == "math" else nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(step.dtype)
+    autocast = torch.autocast(ids.device.type, dtype=dtype) if dtype else nullcontext()
+    with backend:  # around backward too: checkpointing runs the forward again there
+        with autocast:
+            loss = model(ids, labels=ids).loss
+        loss.backward()
+# --8<-- [end:step]
 
 
 # --8<-- [start:static]
-def static_check(cfg: GPT2Config, ids: torch.Tensor) -> dict:
+def static_check(size, args, ids) -> dict:
     """One AdamW step on a real model, then the calculator against the real tensors' bytes."""
-    model = GPT2LMHeadModel(cfg).to(ids.device)
+    model = build(size, args, Step(device=ids.device.type, dtype="fp32", dropout=0.0), ids.device.type)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model(ids, labels=ids).loss.backward()
-    optimizer.step()  # AdamW creates exp_avg, exp_avg_sq and step lazily, at the first step
+    optimizer.step()  # AdamW creates exp_avg (m), exp_avg_sq (v) and step lazily, at the first step
     real = state_bytes(model, optimizer)
-    params = params_from_config(cfg)  # from the config alone
-    calc = exact_adamw_state_bytes(params, gpt2_param_tensors(cfg.n_layer))
+    params = params_from_config(model.config)  # from the config alone
+    calc = exact_adamw_state_bytes(params, gpt2_param_tensors(size[0]))
     assert params == sum(p.numel() for p in model.parameters())  # the tied wte/lm_head counts once
     total_real, total_calc = sum(real.values()), sum(calc.values())
     return {"params": params, "static_bytes_real": total_real, "static_bytes_calc": total_calc,
@@ -87,212 +107,140 @@ def static_check(cfg: GPT2Config, ids: torch.Tensor) -> dict:
 
 
 # --8<-- [start:activations]
-def activation_check(cfg: GPT2Config, ids: torch.Tensor, checkpointing: bool) -> dict:
+def activation_check(size, args, ids, step: Step) -> dict:
     """Bytes autograd saves for backward (measured) against the formula, and against Korthikanti's."""
-    model = GPT2LMHeadModel(cfg).to(ids.device).train()
-    if checkpointing:
-        enable_checkpointing(model)
-    measured = saved_activation_bytes(model, lambda: model(ids, labels=ids).loss.backward())
+    model = build(size, args, step, ids.device.type)
+    measured = saved_activation_bytes(model, lambda: forward_backward(model, ids, step))
     b, s = ids.shape
-    shape = (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size)
-    formula = activation_bytes(*shape, b, s, checkpointing, dropout=cfg.resid_pdrop > 0)
-    outside = activation_bytes(0, *shape[1:], b, s, checkpointing, dropout=cfg.resid_pdrop > 0)
-    korthikanti = 2 * korthikanti_activation_bytes(*shape[:3], b, s, checkpointing)  # ×2: 16-bit -> fp32
-    return {
-        "size": f"{cfg.n_layer}x{cfg.n_embd}x{cfg.n_head}", "checkpointing": int(checkpointing),
-        "dropout": cfg.resid_pdrop, "measured_bytes": measured, "formula_bytes": formula,
-        "rel_error": abs(formula - measured) / measured,
-        "lm_head_share": outside / measured,  # log-softmax over the vocabulary and the rest outside the blocks
-        "korthikanti_blocks_rel_error": (korthikanti - (measured - outside)) / (measured - outside),
-    }
+    formula = activation_bytes(*size, args.vocab_size, b, s, step)
+    outside = activation_bytes(0, *size[1:], args.vocab_size, b, s, step)  # embeddings, LM head, loss
+    row = {"size": "x".join(map(str, size)), "attn": step.attn, "dtype": step.dtype, "dropout": step.dropout,
+           "checkpointing": int(step.checkpointing), "measured_bytes": measured, "formula_bytes": formula,
+           "rel_error": abs(formula - measured) / measured, "outside_share": outside / measured}
+    if step.dtype == "fp32" and not step.checkpointing and step.kernel != "math":  # 16-bit bytes: ×2 for fp32
+        k = 2 * korthikanti_activation_bytes(*size, b, s, scores=step.kernel != "fused")
+        row["korthikanti_blocks_rel_error"] = (k - (measured - outside)) / (measured - outside)
+    return row
 # --8<-- [end:activations]
 
 
-def family_rows(batch: int = 1, seq_len: int = 1024) -> list[dict]:
-    """The GPT-2 family and a 7B model: mixed-precision AdamW training on one device against fp16 inference."""
-    rows = []
-    models = {name: (l, d, h, 50257) for name, (l, d, h) in GPT2_FAMILY.items()}
-    seven = LLAMA2_7B
-    models["7B (Llama-2 shape)"] = (seven["n_layer"], seven["n_embd"], seven["n_head"], seven["vocab_size"])
-    for name, shape in models.items():
-        params = llama_params(**{k: v for k, v in seven.items() if k != "n_head"}) if name.startswith("7B") else None
-        e = estimate(params or _gpt2(shape), shape=shape, batch=batch, seq_len=seq_len)
-        ck = estimate(params or _gpt2(shape), shape=shape, batch=batch, seq_len=seq_len, checkpointing=True)
-        rows.append({
-            "model": name, "params": e["params"], "weights_gb": e["weights_bytes"] / 1e9,
-            "model_states_gb": e["model_state_bytes_per_gpu"] / 1e9, "activations_gb": e["activation_bytes"] / 1e9,
-            "activations_ckpt_gb": ck["activation_bytes"] / 1e9, "training_gb": e["training_bytes_per_gpu"] / 1e9,
-            "kv_cache_gb": e["kv_cache_bytes"] / 1e9, "inference_gb": e["inference_bytes"] / 1e9,
-            "training_over_inference": e["training_bytes_per_gpu"] / e["inference_bytes"],
-        })
-    return rows
-
-
-def _gpt2(shape) -> int:
-    return gpt2_params(shape[0], shape[1], shape[3])
-
-
-def zero_rows() -> list[dict]:
-    """The ZeRO paper's example (Rajbhandari et al. 2020, Fig. 1): Ψ = 7.5B on 64 devices, K = 12."""
-    return [{"zero_stage": z, "gb_per_gpu": estimate(7.5e9, gpus=64, zero_stage=z)["model_state_bytes_per_gpu"] / 1e9}
-            for z in range(4)]
-
-
-def breakdown_plot(rows: list[dict], path) -> None:
-    """Each model's training memory as shares of its total: the weights are the smallest part."""
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
-    names = [r["model"] for r in rows]
-    parts = [("weights (bf16)", [r["weights_gb"] for r in rows]),
-             ("gradients (bf16)", [r["weights_gb"] for r in rows]),
-             ("AdamW: fp32 master + 2 moments", [r["model_states_gb"] - 2 * r["weights_gb"] for r in rows]),
-             ("activations (1×1024 tokens)", [r["activations_gb"] for r in rows])]
-    totals = [r["training_gb"] for r in rows]
-    left = [0.0] * len(rows)
-    for label, values in parts:
-        shares = [100 * v / t for v, t in zip(values, totals)]
-        ax.barh(names, shares, left=left, label=label)
-        left = [a + b for a, b in zip(left, shares)]
-    for i, t in enumerate(totals):
-        ax.text(101, i, f"{t:.0f} GB" if t >= 10 else f"{t:.1f} GB", va="center", fontsize=8)
-    ax.set_xlim(0, 115)
-    ax.set_xlabel("share of training memory per device (%)")
-    ax.set_title("Optimizer states and activations dominate the weights")
-    ax.invert_yaxis()
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.45, -0.2), ncol=2)
-    plots.save(fig, path)
-
-
-def gpu_peak(cfg: GPT2Config, ids: torch.Tensor) -> dict:
-    """On a GPU: torch.cuda.max_memory_allocated over one training step, against the calculator."""
-    torch.cuda.reset_peak_memory_stats()
-    model = GPT2LMHeadModel(cfg).cuda().train()
+# --8<-- [start:peak]
+def peak_check(size, args, ids, step: Step, first_step: bool) -> dict:
+    """The peak bytes of one AdamW training step, measured, against `step_peak`."""
+    cuda = ids.device.type == "cuda"
+    if cuda:
+        gc.collect()  # earlier checks' models, freed now rather than during this step
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()  # what is still allocated is not this step's
+    model = build(size, args, step, ids.device.type)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    before = torch.cuda.memory_allocated()
-    saved = saved_activation_bytes(model, lambda: model(ids, labels=ids).loss.backward())
-    optimizer.step()
-    peak = torch.cuda.max_memory_allocated()
-    static = sum(exact_adamw_state_bytes(params_from_config(cfg), gpt2_param_tensors(cfg.n_layer)).values())
-    act = activation_bytes(cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.vocab_size, *ids.shape, dropout=cfg.resid_pdrop > 0)
-    return {"gpu_weights_bytes_allocated": before, "gpu_peak_bytes": peak, "gpu_saved_activation_bytes": saved,
-            "gpu_predicted_bytes": static + act, "gpu_peak_rel_error": abs(static + act - peak) / peak}
+
+    def train_step():
+        forward_backward(model, ids, step)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    if not first_step:
+        train_step()  # AdamW's m and v now exist, as in every later step
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        train_step()
+        measured = torch.cuda.max_memory_allocated() - base
+    else:
+        measured = cpu_peak_bytes(train_step) - ids.untyped_storage().nbytes()
+    b, s = ids.shape
+    predicted = step_peak(*size, args.vocab_size, b, s, step, n_positions=s, first_step=first_step)
+    return {"size": "x".join(map(str, size)), "dtype": step.dtype, "checkpointing": int(step.checkpointing),
+            "first_step": int(first_step), "measured_peak_bytes": measured, "predicted_peak_bytes": predicted["peak"],
+            "phase": predicted["phase"], "peak_rel_error": (predicted["peak"] - measured) / measured}
+# --8<-- [end:peak]
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["estimate"]:
-        return estimate_cli(argv[1:])
-    args = parse(Args, PRESETS, argv)
-    transformers.logging.set_verbosity_error()
-    device = "cuda" if args.preset == "gpu" else "cpu"
-    if device == "cpu":
-        torch.set_num_threads(1)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise LabError("--preset gpu needs a CUDA GPU; run offline with --preset lesson or --preset smoke")
-
-    # --8<-- [start:run]
-    static, acts = [], []
-    for n_layer, n_embd, n_head in shapes(args.sizes):
-        set_seed(args.seed)
-        ids = torch.randint(0, args.vocab_size, (args.batch_size, args.seq_len), device=device)
-        static.append(static_check(config(n_layer, n_embd, n_head, args, 0.0), ids))
-        for dropout in (0.0, 0.1):  # HF's default is 0.1; dropout saves masks, so it changes the bytes
-            for checkpointing in (False, True):
-                acts.append(activation_check(config(n_layer, n_embd, n_head, args, dropout), ids, checkpointing))
-    # --8<-- [end:run]
-
-    family, zero = family_rows(), zero_rows()
-    ratio = {r["size"]: r["measured_bytes"] for r in acts if r["checkpointing"] and r["dropout"] == 0}
-    full = {r["size"]: r["measured_bytes"] for r in acts if not r["checkpointing"] and r["dropout"] == 0}
-    metrics = {
-        "sizes": len(static),
-        "static_bytes_rel_error": max(r["static_rel_error"] for r in static),
-        "activation_bytes_rel_error_max": max(r["rel_error"] for r in acts),
-        "activation_checks": len(acts),
-        "korthikanti_blocks_rel_error_min": min(r["korthikanti_blocks_rel_error"] for r in acts if not r["checkpointing"]),
-        "korthikanti_blocks_rel_error_max": max(r["korthikanti_blocks_rel_error"] for r in acts if not r["checkpointing"]),
-        "checkpointing_activation_ratio_max": max(ratio[k] / full[k] for k in full),
-        "lm_head_share_max": max(r["lm_head_share"] for r in acts),
-        "static": static, "activations": acts, "family": family, "zero": zero,
-        "gpt2_training_over_inference": family[0]["training_over_inference"],
-        "gpt2_optimizer_over_weights": (family[0]["model_states_gb"] - 2 * family[0]["weights_gb"]) / family[0]["weights_gb"],
-    }
-    if device == "cuda":
-        n_layer, n_embd, n_head = shapes(args.sizes)[0]
-        metrics |= gpu_peak(config(n_layer, n_embd, n_head, args, 0.1), ids)
-    write_metrics(args.output_dir, metrics)
-    write_tables(args, metrics)
-    breakdown_plot(family, args.output_dir / "breakdown.png")
-    return metrics
-
-
-def write_tables(args, m) -> None:
-    out = args.output_dir
+def write_report(args, m) -> None:
+    out, cols = args.output_dir, report.records
     (out / "results.md").write_text(report.table([
         ("model sizes built (real HF GPT-2, random weights)", m["sizes"], ""),
         ("weights + grads + AdamW state: calculator vs real tensors, relative error", m["static_bytes_rel_error"], ".3g"),
         ("saved activations: formula vs measured, worst relative error", m["activation_bytes_rel_error_max"], ".3g"),
-        ("configurations checked (size × dropout × checkpointing)", m["activation_checks"], ""),
+        ("configurations checked (size × attention × dtype × dropout × checkpointing)", m["activation_checks"], ""),
         ("Korthikanti formula on HF blocks, relative error (most negative)", m["korthikanti_blocks_rel_error_min"], ".0%"),
         ("Korthikanti formula on HF blocks, relative error (least negative)", m["korthikanti_blocks_rel_error_max"], ".0%"),
         ("largest share of saved bytes outside the blocks (LM head, loss)", m["lm_head_share_max"], ".0%"),
         ("checkpointing: saved bytes with / without (worst size)", m["checkpointing_activation_ratio_max"], ".2f"),
+        ("peak of a training step: calculator vs measured, worst relative error", m["peak_rel_error_max"], ".1%"),
     ]))
-    (out / "activations.md").write_text(report.records(m["activations"], [
-        ("size", "layers×width×heads", ""), ("dropout", "dropout", ".1f"), ("checkpointing", "checkpointing", ""),
-        ("measured_bytes", "measured (B)", ","), ("formula_bytes", "formula (B)", ","),
-        ("rel_error", "error", ".3g"), ("korthikanti_blocks_rel_error", "Korthikanti, blocks", "+.0%"),
-        ("lm_head_share", "outside blocks", ".0%"),
+    (out / "activations.md").write_text(cols(m["activations"], [
+        ("size", "layers×width×heads", ""), ("attn", "attention", ""), ("dtype", "dtype", ""),
+        ("dropout", "dropout", ".1f"), ("checkpointing", "checkpointing", ""), ("measured_bytes", "measured (B)", ","),
+        ("formula_bytes", "formula (B)", ","), ("rel_error", "error", ".3g"), ("outside_share", "outside blocks", ".0%"),
     ]))
-    (out / "family.md").write_text(report.records(m["family"], [
+    (out / "peaks.md").write_text(cols(m["peaks"], [
+        ("size", "layers×width×heads", ""), ("dtype", "dtype", ""), ("checkpointing", "checkpointing", ""),
+        ("first_step", "first step", ""), ("measured_peak_bytes", "measured peak (B)", ","),
+        ("predicted_peak_bytes", "calculator (B)", ","), ("phase", "at", ""), ("peak_rel_error", "error", "+.1%"),
+    ]))
+    (out / "family.md").write_text(cols(m["family"], [
         ("model", "model", ""), ("params", "parameters", ","), ("weights_gb", "bf16 weights (GB)", ".2f"),
         ("model_states_gb", "weights+grads+AdamW (GB)", ".1f"), ("activations_gb", "activations (GB)", ".1f"),
-        ("activations_ckpt_gb", "activations, checkpointed (GB)", ".2f"), ("training_gb", "training total (GB)", ".1f"),
-        ("kv_cache_gb", "KV cache (GB)", ".3f"), ("inference_gb", "inference total (GB)", ".2f"),
-        ("training_over_inference", "training ÷ inference", ".1f"),
+        ("activations_ckpt_gb", "activations, checkpointed (GB)", ".2f"), ("training_gb", "states + activations (GB)", ".1f"),
+        ("peak_gb", "step peak (GB)", ".1f"), ("kv_cache_gb", "KV cache (GB)", ".3f"),
+        ("inference_gb", "inference total (GB)", ".2f"), ("training_over_inference", "training ÷ inference", ".1f"),
     ]))
-    (out / "zero.md").write_text(report.records(m["zero"], [("zero_stage", "ZeRO stage", ""), ("gb_per_gpu", "GB per GPU", ".1f")]))
+    (out / "zero.md").write_text(cols(m["zero"], [("zero_stage", "ZeRO stage", ""), ("gb_per_gpu", "GB per GPU", ".1f")]))
+    f = m["family"]  # each model's training memory as shares of its total: the weights are the smallest part
+    plots.shares([r["model"] for r in f], [
+        ("weights (bf16)", [r["weights_gb"] for r in f]), ("gradients (bf16)", [r["weights_gb"] for r in f]),
+        ("AdamW: fp32 master + m + v", [r["model_states_gb"] - 2 * r["weights_gb"] for r in f]),
+        ("activations (1×1024 tokens, GPU)", [r["activations_gb"] for r in f])], [r["training_gb"] for r in f],
+        out / "breakdown.png", "Optimizer states and activations dominate the weights",
+        "share of training memory per device (%)")
 
 
-class EstimateParser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every lab
-        raise LabError(f"estimate: {message}")
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    transformers.logging.set_verbosity_error()
+    device = "cuda" if args.preset == "gpu" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LabError("--preset gpu needs a CUDA GPU; run offline with --preset lesson or --preset smoke")
+    if device == "cpu":
+        torch.set_num_threads(1)
+    sizes, grid = shapes(args.sizes), shapes(args.grid_size, "--grid_size")[0]
+    if grid not in sizes:
+        raise LabError(f"--grid_size {args.grid_size}: must be one of --sizes {args.sizes}")
 
+    # --8<-- [start:run]
+    static, acts, peaks = [], [], []
+    for size in sizes:
+        set_seed(args.seed)
+        ids = torch.randint(0, args.vocab_size, (args.batch_size, args.seq_len), device=device)
+        static.append(static_check(size, args, ids))
+        attns, dtypes = (("sdpa", "eager", "math"), ("fp32", "bf16")) if size == grid else (("sdpa",), ("fp32",))
+        for attn, dtype, dropout, ckpt in itertools.product(attns, dtypes, (0.0, 0.1), (False, True)):
+            acts.append(activation_check(size, args, ids, Step(device, attn, dtype, dropout, ckpt)))
+        if size == grid:  # the peak of a whole step, at transformers' defaults: SDPA, dropout 0.1
+            for dtype, ckpt, first in itertools.product(("fp32", "bf16"), (False, True), (True, False)):
+                peaks.append(peak_check(size, args, ids, Step(device, "sdpa", dtype, 0.1, ckpt), first))
+    # --8<-- [end:run]
 
-# --8<-- [start:estimate]
-def estimate_cli(argv: list[str]) -> dict:
-    """`estimate`: the calculator alone, for any size: `--params N` or `--model NAME`."""
-    p = EstimateParser(prog="memory.py estimate")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--params", type=float, help="parameter count, e.g. 7.5e9")
-    which.add_argument("--model", choices=[*GPT2_FAMILY, "llama-2-7b"], help="a named shape (gives KV cache, activations)")
-    p.add_argument("--gpus", type=int, default=1, help="data-parallel devices that ZeRO shards over")
-    p.add_argument("--zero-stage", type=int, default=0, choices=range(4), help="0: none, 1: optimizer, 2: +grads, 3: +weights")
-    p.add_argument("--fp32", action="store_true", help="pure fp32 AdamW (16 B/param) instead of mixed precision")
-    p.add_argument("--batch", type=int, help="micro-batch per device, for activations")
-    p.add_argument("--seq-len", type=int, help="tokens per sequence, for activations and the KV cache")
-    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing: keep block inputs only")
-    p.add_argument("--inference-dtype", default="fp16", choices=list(DTYPE_BYTES), help="weights and KV cache dtype")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    a = p.parse_args(argv)
-    if a.gpus <= 0 or (a.params is not None and a.params <= 0):
-        raise LabError("estimate: --gpus and --params must be positive")
-    shape, params = None, a.params
-    if a.model == "llama-2-7b":
-        s = LLAMA2_7B
-        shape, params = (s["n_layer"], s["n_embd"], s["n_head"], s["vocab_size"]), llama_params(
-            s["n_layer"], s["n_embd"], s["intermediate"], s["vocab_size"])
-    elif a.model:
-        shape = (*GPT2_FAMILY[a.model], 50257)
-        params = _gpt2(shape)
-    result = estimate(params, a.gpus, a.zero_stage, not a.fp32, shape, a.batch, a.seq_len, a.checkpointing,
-                      a.inference_dtype)
-    if a.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:28} {v / 1e9:12.3f} GB" if k.endswith("_bytes") or k.endswith("_per_gpu") else f"{k:28} {v}")
-    return result
-# --8<-- [end:estimate]
+    plain = {(r["size"], r["checkpointing"]): r["measured_bytes"] for r in acts  # sdpa, fp32, no dropout
+             if (r["attn"], r["dtype"], r["dropout"]) == ("sdpa", "fp32", 0.0)}
+    korthikanti = [r["korthikanti_blocks_rel_error"] for r in acts if "korthikanti_blocks_rel_error" in r]
+    family = family_rows()  # the calculator alone: GPT-2 family and a 7B model on one GPU
+    metrics = {
+        "sizes": len(static), "static": static, "activations": acts, "peaks": peaks, "family": family,
+        "static_bytes_rel_error": max(r["static_rel_error"] for r in static),
+        "activation_bytes_rel_error_max": max(r["rel_error"] for r in acts), "activation_checks": len(acts),
+        "korthikanti_blocks_rel_error_min": min(korthikanti), "korthikanti_blocks_rel_error_max": max(korthikanti),
+        "checkpointing_activation_ratio_max": max(plain[s, 1] / plain[s, 0] for s, c in plain if c == 0),
+        "lm_head_share_max": max(r["outside_share"] for r in acts),
+        "peak_rel_error_max": max(abs(r["peak_rel_error"]) for r in peaks),
+        "zero": [{"zero_stage": z, "gb_per_gpu": model_states(7.5e9, 64, z).total / 1e9} for z in range(4)],
+        "gpt2_training_over_inference": family[0]["training_over_inference"],
+        "gpt2_optimizer_over_weights": (family[0]["model_states_gb"] - 2 * family[0]["weights_gb"]) / family[0]["weights_gb"],
+    }
+    write_metrics(args.output_dir, metrics)
+    write_report(args, metrics)
+    return metrics
 
 
 if __name__ == "__main__":

@@ -29,3 +29,20 @@ def loss_curve(history: list[dict], path, title: str) -> None:
     lr.grid(False)
     fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.88))
     save(fig, path)
+
+
+def shares(names: list[str], parts: list[tuple[str, list[float]]], totals: list[float], path, title: str,
+           xlabel: str, unit: str = "GB") -> None:
+    """Horizontal stacked bars: each row's parts as percentages of its total, the total written at the end."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    left = [0.0] * len(names)
+    for label, values in parts:
+        pct = [100 * v / t for v, t in zip(values, totals)]
+        ax.barh(names, pct, left=left, label=label)
+        left = [a + b for a, b in zip(left, pct)]
+    for i, t in enumerate(totals):
+        ax.text(101, i, f"{t:.0f} {unit}" if t >= 10 else f"{t:.1f} {unit}", va="center", fontsize=8)
+    ax.set(xlim=(0, 115), xlabel=xlabel, title=title)
+    ax.invert_yaxis()
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.45, -0.2), ncol=2)
+    save(fig, path)

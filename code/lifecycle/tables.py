@@ -1,15 +1,20 @@
 """Tables the explainer shows, generated from the project's own code so that no number is typed by hand.
 
-Regenerate them with `python -m lifecycle.tables` (writes `snippets/explainer/*.md`); a test checks that
-the committed files match what this module computes now.
+Regenerate them with `python -m lifecycle.tables` (writes `snippets/explainer/*.md` and the GPU memory table,
+`snippets/results/memory-gpu.md`); tests check that the committed files match what this module computes now.
 """
 
+import json
+from itertools import product
 from pathlib import Path
 
-from lifecycle.memory import GPT2_FAMILY, inference_bytes, kv_cache_bytes, gpt2_params, model_states
+from lifecycle.memory import (
+    GPT2_FAMILY, Step, activation_bytes, gpt2_params, inference_bytes, kv_cache_bytes, model_states, step_peak,
+)
 
-GB = 1e9
+GB, GiB = 1e9, 2**30
 OUT = Path(__file__).resolve().parents[2] / "snippets" / "explainer"
+RESULTS = OUT.parent / "results"
 
 
 def _row(cells) -> str:
@@ -99,16 +104,103 @@ def chinchilla_table() -> str:
 # --8<-- [end:chinchilla]
 
 
+# --8<-- [start:gpu]
+PRESET = dict(shape=(12, 768, 12, 50257), batch=4, seq_len=1024)  # the memory lab's gpu preset: GPT-2-124M
+THROUGHPUT = dict(shape=(12, 768, 12, 50304), batch=16, seq_len=1024)  # code/gpu/throughput.py
+
+
+def gpu_measurements(results: Path = RESULTS) -> tuple[dict, dict, dict]:
+    """The last GPU measurements the repo holds: saved bytes by (dtype, dropout, checkpointing), step peaks
+    by (dtype, checkpointing, first step), and the throughput script's run.
+
+    `memory-gpu.json` is the memory lab's `--preset gpu` output. The run on record predates the dtype and
+    peak grids: its rows are fp32 SDPA, and its one peak is the first step, fp32, dropout 0.1."""
+    run = json.loads((results / "memory-gpu.json").read_text())
+    saved = {(r.get("dtype", "fp32"), r["dropout"], r["checkpointing"]): r["measured_bytes"]
+             for r in run["activations"] if r.get("attn", "sdpa") == "sdpa"}
+    peaks = {(r["dtype"], r["checkpointing"], r["first_step"]): r["measured_peak_bytes"]
+             for r in run.get("peaks", [])}
+    if "gpu_peak_bytes" in run:
+        peaks[("fp32", 0, 1)] = run["gpu_peak_bytes"]
+    return saved, peaks, json.loads((results / "gpu-throughput.json").read_text())
+
+
+def _gap(predicted: float, measured: float | None) -> str:
+    if measured is None:
+        return "awaits a GPU run"
+    return "0 bytes" if predicted == measured else f"{(predicted - measured) / measured:+.1%}"
+
+
+def gpu_table(results: Path = RESULTS) -> str:
+    """Bytes saved for backward on a GPU: the calculator's prediction (SDPA, GPU rules) for the gpu preset's
+    shape next to the last measured figures, each row with its gap or the note that it awaits a GPU run."""
+    saved, _, _ = gpu_measurements(results)
+    run = json.loads((results / "memory-gpu.json").read_text())
+    shape, b, s = PRESET["shape"], PRESET["batch"], PRESET["seq_len"]
+    lines = ["| the memory lab's `--preset gpu` run on record | value |", "| --- | ---: |",
+             _row(["weights + gradients + AdamW state: calculator against the tensors, relative error",
+                   f"{run['static_bytes_rel_error']:g}"])]
+    if "gpu_weights_bytes_allocated" in run:  # the run on record measured its peak from the process's start
+        extra = run["gpu_weights_bytes_allocated"] - run["static"][0]["weights_bytes_real"]
+        label = "allocated before the step, beyond the weights: the run's earlier checks (GiB)"
+        lines.append(_row([label, f"{extra / GiB:.2f}"]))
+    lines += ["", "| autocast | dropout | checkpointing | saved for backward, calculator (GB) | measured (GB) | gap |",
+             "| --- | ---: | --- | ---: | ---: | --- |"]
+    for dtype, dropout, ckpt in product(("fp32", "bf16"), (0.0, 0.1), (0, 1)):
+        pred = activation_bytes(*shape, b, s, Step(dtype=dtype, dropout=dropout, checkpointing=bool(ckpt)))
+        got = saved.get((dtype, dropout, ckpt))
+        lines.append(_row([dtype, dropout, "on" if ckpt else "off", f"{pred / GB:.3f}",
+                           "" if got is None else f"{got / GB:.3f}", _gap(pred, got)]))
+    return "\n".join(lines) + "\n"
+
+
+def gpu_peak_table(results: Path = RESULTS) -> str:
+    """The peak of one AdamW step on a GPU (`max_memory_allocated`), predicted at the GPU defaults (SDPA,
+    dropout 0.1), next to the last measured figures: the memory lab's gpu preset and the throughput run."""
+    _, peaks, tput = gpu_measurements(results)
+    shape, b, s = PRESET["shape"], PRESET["batch"], PRESET["seq_len"]
+    lines = ["| run | autocast | checkpointing | step | peak, calculator (GiB) | measured (GiB) | gap |",
+             "| --- | --- | --- | --- | ---: | ---: | --- |"]
+    for dtype, ckpt, first in product(("fp32", "bf16"), (0, 1), (1, 0)):
+        pred = step_peak(*shape, b, s, Step(dtype=dtype, checkpointing=bool(ckpt)), first_step=bool(first))["peak"]
+        got = peaks.get((dtype, ckpt, first))
+        lines.append(_row([f"memory lab, batch {b} × {s:,}", dtype, "on" if ckpt else "off",
+                           "first" if first else "later", f"{pred / GiB:.2f}",
+                           "" if got is None else f"{got / GiB:.2f}", _gap(pred, got)]))
+    t = THROUGHPUT
+    pred = step_peak(*t["shape"], t["batch"], t["seq_len"], Step(), optimizer="fused")["peak"]
+    got = tput["eager"]["peak_mem_gib"] * GiB
+    run = f"throughput script, batch {t['batch']} × {t['seq_len']:,}, vocab {t['shape'][3]:,}, fused AdamW"
+    lines.append(_row([run, "bf16", "off", "later", f"{pred / GiB:.2f}", f"{got / GiB:.2f}", _gap(pred, got)]))
+    return "\n".join(lines) + "\n"
+
+
+def gpu_throughput_table(results: Path = RESULTS) -> str:
+    """Tokens per second and MFU of the throughput script's run (GPT-2-124M's shape, bf16 autocast)."""
+    tput = json.loads((results / "gpu-throughput.json").read_text())
+    lines = ["| bf16 autocast, batch 16 × 1,024 | tokens/s | s/step | MFU (of 989 TFLOP/s) |",
+             "| --- | ---: | ---: | ---: |"]
+    for name in ("eager", "compiled"):
+        r = tput[name]
+        lines.append(_row([name, f"{r['tokens_per_second']:,.0f}", f"{r['step_seconds']:.3f}", f"{r['mfu']:.0%}"]))
+    return "\n".join(lines) + "\n"
+# --8<-- [end:gpu]
+
+
 TABLES = {"memory": memory_table, "zero": zero_table, "precision": precision_table, "chinchilla": chinchilla_table}
+# written to snippets/results/, next to the measurements they read
+RESULT_TABLES = {"memory-gpu": gpu_table, "memory-gpu-peaks": gpu_peak_table,
+                 "memory-gpu-throughput": gpu_throughput_table}
 
 
-def write_all(out: Path = OUT) -> list[Path]:
+def write_all(out: Path = OUT, results: Path = RESULTS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in TABLES.items():
-        path = out / f"{name}.md"
-        path.write_text(make())
-        paths.append(path)
+    for folder, tables in ((out, TABLES), (results, RESULT_TABLES)):
+        for name, make in tables.items():
+            path = folder / f"{name}.md"
+            path.write_text(make())
+            paths.append(path)
     return paths
 
 
