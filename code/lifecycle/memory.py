@@ -233,7 +233,7 @@ def activation_terms(n_layer: int, n_embd: int, n_head: int, vocab_size: int, ba
     """Bytes autograd saves for one forward of `GPT2LMHeadModel(input_ids, labels=input_ids)`, by term.
 
     Exact on the CPU for fp32 and bf16 autocast, eager/SDPA/math attention, dropout on or off,
-    checkpointing on or off (the memory lab and tests/test_memory.py check it against measured bytes).
+    checkpointing on or off (the memory lab and the package tests check it against measured bytes).
     With activation checkpointing each block keeps only its input (fp32, h per token) and recomputes the
     rest in backward. Outside the blocks: int64 token ids, targets and positions, the final LayerNorm, the
     LM head's input, and the log-softmax over the vocabulary, which HF computes in fp32 (`logits.float()`).
