@@ -12,7 +12,6 @@ set, with the same number of steps, shows that quality beats quantity.
 Writes `metrics.json`, `results.md`, `replies.md`, `loss.png`, `sft.png` and the SFT model (`model/`).
 """
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from trl import SFTConfig, SFTTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.data import chat_features, check_chats, fit_chats, model_context, read_chats, warn
 from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
@@ -38,7 +38,7 @@ from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
 class Args(LabArgs):
     positive = ("max_steps", "batch_size", "learning_rate", "train_examples", "max_new_tokens")
     model: str | None = field(default=None, metadata={"help": "Base model: a folder or Hub id; default: the pretrain stage."})
-    data: str | None = field(default=None, metadata={"help": 'A JSONL file of {"messages": [...]} rows to train on.'})
+    data: str | None = field(default=None, metadata={"help": "Your chats: a JSONL or JSON file (see Bring your own data)."})
     dataset: str | None = field(default=None, metadata={"help": "A Hub dataset with a `messages` column (gpu preset)."})
     max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps, the same for every run."})
     batch_size: int | None = field(default=None, metadata={"help": "Conversations per step."})
@@ -60,45 +60,6 @@ PRESETS = {
                 train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, text_share=0.0, max_new_tokens=48),
 }
 # --8<-- [end:args]
-
-
-# --8<-- [start:validate]
-def check_rows(rows: list, source: str) -> list[dict]:
-    """Conversational rows, or a one-line error that names the source and the row (1-based)."""
-    if not rows:
-        raise LabError(f"{source}: empty dataset, no rows to train on")
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or "messages" not in row:
-            raise LabError(f"{source}, row {i}: missing column 'messages'")
-        turns = row["messages"]
-        if not isinstance(turns, list) or not turns:
-            raise LabError(f"{source}, row {i}: 'messages' must be a non-empty list of turns")
-        for turn in turns:
-            role = turn.get("role") if isinstance(turn, dict) else None
-            if role not in ROLES:
-                raise LabError(f"{source}, row {i}: bad role {role!r}; use one of {', '.join(ROLES)}")
-            if not isinstance(turn.get("content"), str):
-                raise LabError(f"{source}, row {i}: a {role} turn has no text 'content'")
-        if not any(t["role"] == "assistant" for t in turns):
-            raise LabError(f"{source}, row {i}: no assistant turn to learn from")
-    return [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]} for row in rows]
-
-
-def read_jsonl(path: str) -> list[dict]:
-    """One JSON object per line; blank lines are skipped."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise LabError(f"cannot read --data {path!r}: {e.strerror or e}") from None
-    rows = []
-    for i, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise LabError(f"{path}, row {i}: not valid JSON ({e.msg})") from None
-    return check_rows(rows, path)
-# --8<-- [end:validate]
 
 
 # --8<-- [start:data]
@@ -129,7 +90,7 @@ def hub_rows(name: str, n: int) -> list[dict]:
         ds = load_dataset(name, split="train")
     except Exception as e:  # datasets raises several types when offline
         raise LabError(f"cannot load dataset {name!r} from the Hub (offline?): {type(e).__name__}") from None
-    return check_rows(ds.select(range(min(n, len(ds)))).to_list(), name)
+    return check_chats(ds.select(range(min(n, len(ds)))).to_list(), name)
 
 
 def add_chat_tokens(model, tokenizer):
@@ -148,14 +109,20 @@ def tokenized(tokenizer, rows: list[dict], text_share: float, seed: int, limit: 
     """Chats through the chat template, with the `{% generation %}` block's assistant mask, plus a
     `text_share` of rows replayed from the pretraining text, where every token counts."""
     out = []
-    for r in rows:
-        enc = tokenizer.apply_chat_template(r["messages"], return_dict=True, return_assistant_tokens_mask=True)  # (1)!
-        out.append({"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]})
+    for i, r in enumerate(rows, 1):
+        enc = chat_features(tokenizer, r)  # (1)!
+        out.append({"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit],
+                    "row": r.get("row", i)})
     n_text = round(len(rows) * text_share / (1 - text_share))
     for doc in web_corpus("train", n_docs=n_text, seed=seed) if n_text else []:  # (2)!
         ids = tokenizer(tokenizer.bos_token + doc.text, add_special_tokens=False)["input_ids"][:limit]
-        out.append({"input_ids": ids, "assistant_masks": [1] * len(ids)})
+        out.append({"input_ids": ids, "assistant_masks": [1] * len(ids), "row": 0})
     return Dataset.from_list(out)
+
+
+def rows_trained(trainer) -> int:
+    """Chats in the trainer's dataset after its own filters (replayed text is row 0)."""
+    return sum(row > 0 for row in trainer.train_dataset["row"])
 # --8<-- [end:tokenize]
 
 
@@ -226,9 +193,13 @@ def main(argv=None):
     start = time.perf_counter()
 
     # --8<-- [start:model]
-    rows = read_jsonl(args.data) if args.data else None  # check the reader's file before any slow step
+    rows = read_chats(args.data) if args.data else None  # check the reader's file before any slow step
     offline = args.model is None
     path = str(base_model(args.preset, args.seed)) if offline else args.model  # the pretrain stage's model
+    if rows is not None:  # the chats SFTTrainer keeps at this model's context length
+        fit = fit_chats(*model_context(path), rows, args.data)
+        warn(args.data, training=fit)
+        rows, in_file = fit.rows, len(rows)
     model, tokenizer = load(path)
     add_chat_tokens(model, tokenizer)  # a no-op for our tokenizer: it has role markers and the template
     if rows is None and args.dataset:
@@ -250,10 +221,13 @@ def main(argv=None):
         "task_accuracy_before": before["task_accuracy"],
         "task_accuracy_after": after["task_accuracy"],
         "keyword_rate_after": sum(PROXY_KEYWORD in r.lower() for r in replies_after) / len(test),
-        "train_rows": len(rows),
+        "train_rows": rows_trained(trainer),
         "test_questions": len(test),
         "per_task": [per_task(t, test, replies_before, replies_after) for t in TASKS],
     }
+
+    if args.data:
+        metrics["rows_in_file"] = in_file
 
     # --8<-- [start:noisy]
     if args.noisy_examples and not args.data and offline:

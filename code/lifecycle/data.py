@@ -522,14 +522,17 @@ def model_context(model: str):
     return ready_tokenizer(tokenizer), getattr(config, "n_positions", None) or config.max_position_embeddings
 
 
-def fit_splits(model: str, train: list[dict], heldout: list[dict], max_length: int, trainer: str,
-               source: str) -> tuple[list[dict], list[dict]]:
-    """The training and held-out pairs `trainer` will use (`fit_pairs`), with one warning line for the rest."""
+def fit_splits(model: str, train: list[dict], heldout: list[dict], max_length: int, trainer: str, source: str,
+               steps: tuple[int, float, int] | None = None) -> tuple[list[dict], list[dict]]:
+    """The training and held-out pairs `trainer` will use (`fit_pairs`), then (with `steps` = batch size,
+    epochs, logging steps) enough of them for a logged step; one warning line for the rows left out."""
     tokenizer, context = model_context(model)
     if max_length > context:
         raise LabError(f"--max_length {max_length} is longer than the model's context ({context} tokens)")
     fits = {split: fit_pairs(tokenizer, rows, max_length, trainer, source, split.replace("_", "-"))
             for split, rows in (("training", train), ("held_out", heldout))}
+    if steps:
+        logged_steps(len(fits["training"].rows), *steps, source)
     warn(source, **fits)
     return fits["training"].rows, fits["held_out"].rows
 

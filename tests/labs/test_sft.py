@@ -1,8 +1,8 @@
-"""SFT: the base continues text and the SFT model answers; clean beats noisy; bad data is one line, exit 2."""
+"""SFT: the base continues text and the SFT model answers; clean beats noisy. (Your own `--data` files:
+tests/test_data.py and tests/test_reader_data.py.)"""
 
 import json
 
-import pytest
 
 from conftest import ROOT, error_line, run_lab
 from lifecycle.world import check_format, examples
@@ -47,26 +47,6 @@ def test_committed_lesson_results_meet_the_targets():
     assert m["format_rate_before"] <= 0.2 and m["format_rate_after"] >= 0.9
     assert m["task_accuracy_clean_small"] > m["task_accuracy_noisy_large"]
     assert m["noisy_rows"] > m["train_rows"]
-
-
-BAD = {
-    "bad-role": ('{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}\n', "row 1: bad role 'bot'"),
-    "missing-column": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"text": "hello"}\n', "row 2: missing column 'messages'"),
-    "empty": ("\n", "empty dataset"),
-    "malformed": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": [\n', "row 2: not valid JSON"),
-    "no-assistant": ('{"messages": [{"role": "user", "content": "hi"}]}\n', "row 1: no assistant turn"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_data_is_one_line_exit_2(case, tmp_path):
-    text, message = BAD[case]
-    data = tmp_path / f"{case}.jsonl"
-    data.write_text(text)
-    proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(data), check=False)
-    line = error_line(proc)
-    assert line.startswith("sft: error:"), proc.stderr[-2000:]
-    assert str(data) in line and message in line
 
 
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
