@@ -59,7 +59,7 @@ BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),  # bef
 NO_TOOLS = "tool calls are not supported (our chat template has no tool format); remove these rows"
 
 
-def bad(source: str, row: int | None, what: str) -> LabError:
+def bad(source: str, row: int | str | None, what: str) -> LabError:
     """The one-line error: `<file>, row N: <what is wrong; the fix>`."""
     return LabError(f"{source}, row {row}: {what}" if row else f"{source}: {what}")
 
@@ -83,13 +83,14 @@ def load_rows(path: str) -> list[dict]:
     if re.search(r"\.jsonl(\.gz)?$", p.name) and text.lstrip().startswith("["):
         raise bad(path, 1, "the .jsonl file holds one JSON array, not one JSON object per line; "
                            "rename it to .json, or write one object per line")
+    n = count_rows(text, path)  # first, in Python: pyarrow crashes on some files (one holding `null`)
     try:
         rows = json_builder(p)
-    except Exception:  # datasets and pyarrow raise many types; `diagnose` names the row
-        raise diagnose(text, path) from None
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise bad(path, i, "not a JSON object; write one object per row")
+    except Exception:  # datasets and pyarrow raise many types
+        rows = []
+    if len(rows) != n:
+        raise bad(path, None, "the rows do not form one table (a column changes its type between rows?); "
+                              "give each column one type in every row")
     return rows
 # --8<-- [end:load]
 
@@ -111,8 +112,9 @@ def decode(raw: bytes, path: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise bad(path, None, f"line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 (Latin-1 or Windows-1252?); "
-                              "convert it with `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`") from None
+        raise bad(path, None, f"line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 (Latin-1 or "
+                              "Windows-1252?); convert it with `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`"
+                  ) from None
 
 
 def json_builder(path: Path) -> list[dict]:
@@ -130,28 +132,60 @@ def json_builder(path: Path) -> list[dict]:
             datasets.enable_progress_bars()
 
 
-def diagnose(text: str, path: str) -> LabError:
-    """Why the json builder failed, by row: the first line that is not a JSON object."""
-    lines = text.splitlines()
-    if text.lstrip().startswith("[") or sum(bool(line.strip()) for line in lines) == 1:
+def count_rows(text: str, path: str) -> int:
+    """The number of rows, once each is known to be one JSON object (with no key twice): the first one
+    that is not is an error naming its row, and its line."""
+    def loads(value: str):
+        return json.loads(value, object_pairs_hook=unique_keys)
+
+    if text.lstrip().startswith("["):
         try:
-            json.loads(text)
-        except json.JSONDecodeError as e:
-            return bad(path, None, f"line {e.lineno}: not valid JSON ({e.msg}); fix that line")
-    row = 0
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            row += 1
-            where = f"row {row}" + (f" (line {n})" if n != row else "")
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                return bad(path, None, f"{where}: not valid JSON ({e.msg}); fix or remove that line")
+            values = loads(text)
+        except (ValueError, RecursionError) as e:
+            raise bad(path, None, f"line {getattr(e, 'lineno', 1)}: {reason(e)}; fix the JSON array") from None
+        for i, value in enumerate(values, 1):
             if not isinstance(value, dict):
-                return bad(path, None, f"{where}: a JSON {type(value).__name__}, not an object; "
-                                       "write one object per line")
-    return bad(path, None, "the rows do not form one table (a column changes its type between rows); "
-                           "give each column one type in every row")
+                raise bad(path, i, f"a JSON {type(value).__name__}, not an object; write one object per row")
+        return len(values)
+    row = 0
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.strip(" \t\r"):  # JSON's own whitespace
+            row += 1
+            where = f"{row} (line {n})" if n != row else row
+            try:
+                value = loads(line)
+            except (ValueError, RecursionError) as e:
+                raise bad(path, where, f"{reason(e)}; write one JSON object per line, or a JSON array") from None
+            if not isinstance(value, dict):
+                raise bad(path, where, f"a JSON {type(value).__name__}, not an object; write one per line")
+    return row
+
+
+def unique_keys(pairs: list[tuple]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"key {next(k for k in keys if keys.count(k) > 1)!r} appears twice")
+    return dict(pairs)
+
+
+def reason(e: Exception) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return f"not valid JSON ({e.msg})"
+    return "nested too deeply" if isinstance(e, RecursionError) else str(e)
+
+
+def columns(row: dict, source: str, i: int) -> set[str]:
+    """The row's columns that hold a value; a tools column is refused."""
+    keys = present(row)
+    if keys & TOOL_KEYS:
+        raise bad(source, i, f"has {min(keys & TOOL_KEYS)!r}: {NO_TOOLS}")
+    return keys
+
+
+def short(value) -> str:
+    """A value as it appears in an error line, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def present(row: dict) -> set[str]:
@@ -179,7 +213,7 @@ def no_control_tokens(text: str, source: str, row: int, where: str, special=SPEC
 
 def checked_text(value, source: str, row: int, name: str, empty: bool = False) -> str:
     if not isinstance(value, str):
-        raise bad(source, row, f"{name!r} must be text, not {type(value).__name__}; use one format for the whole file")
+        raise bad(source, row, f"{name!r} must be text, not {type(value).__name__}; use one format per file")
     if not (empty or value.strip()):
         raise bad(source, row, f"{name!r} is empty; write its text or remove the row")
     no_control_tokens(value, source, row, repr(name))
@@ -199,28 +233,32 @@ def turns(value, source: str, row: int, column: str, weights: bool = False) -> l
         if keys & TOOL_KEYS or "tool" in (turn.get("role"), turn.get("from")):
             raise bad(source, row, f"{where} is a tool call or a tool result: {NO_TOOLS}")
         if keys & {"from", "value"}:
-            known, said, role = {"from", "value", "weight"}, turn.get("value"), SHAREGPT.get(turn.get("from"))
-            fix = f"from {turn.get('from')!r}; ShareGPT turns come from 'human', 'gpt' or 'system'"
+            known, said, given = {"from", "value", "weight"}, turn.get("value"), turn.get("from")
+            role = SHAREGPT.get(given) if isinstance(given, str) else None
+            fix = f"from {short(given)}; ShareGPT turns come from 'human', 'gpt' or 'system'"
         else:
-            known, said, role = {"role", "content", "weight"}, turn.get("content"), turn.get("role")
-            fix = f"role {role!r}; use one of {', '.join(ROLES)}" + (
-                " (ShareGPT's roles go in 'from'/'value' turns)" if role in SHAREGPT and role not in ROLES else "")
-            role = role if role in ROLES else None
+            known, said, given = {"role", "content", "weight"}, turn.get("content"), turn.get("role")
+            role = given if isinstance(given, str) and given in ROLES else None
+            sharegpt = isinstance(given, str) and given in SHAREGPT
+            fix = f"role {short(given)}; use one of {', '.join(ROLES)}" + (
+                " (ShareGPT's roles go in 'from'/'value' turns)" if sharegpt else "")
         if role is None:
             raise bad(source, row, f"{where} has bad {fix}")
         if keys - known:
-            raise bad(source, row, f"{where} has {min(keys - known)!r}, which these labs do not train; remove it")
+            raise bad(source, row, f"{where} has {short(min(keys - known))}, which these labs do not train; "
+                                   "remove it")
         if not isinstance(said, str):
             what = "no content (null)" if said is None else "content that is not text (no images or parts)"
             raise bad(source, row, f"{where} ({role}) has {what}; give every turn its text")
         if not said.strip():
-            raise bad(source, row, f"{where} ({role}) has empty content; write the {role}'s text or remove the row")
+            raise bad(source, row, f"{where} ({role}) has empty content; write the {role}'s text or remove "
+                                   "the row")
         no_control_tokens(said, source, row, where)
         out.append({"role": role, "content": said})
         if "weight" in keys:
             if not weights or role != "assistant" or turn["weight"] not in (0, 1):
-                raise bad(source, row, f"{where} has weight {turn['weight']!r}; only assistant turns of SFT chats "
-                                       "take a weight, 0 (not trained) or 1: remove it")
+                raise bad(source, row, f"{where} has weight {short(turn['weight'])}; only assistant turns of SFT "
+                                       "chats take a weight, 0 (not trained) or 1: remove it")
             out[-1]["weight"] = int(turn["weight"])
     return out
 
@@ -252,24 +290,29 @@ def check_chats(rows: list[dict], source: str) -> list[dict]:
             out.append({"prompt": checked_text(row["prompt"], source, i, "prompt", empty=True),
                         "completion": checked_text(row["completion"], source, i, "completion"), "row": i})
         elif layout == "prompt-completion messages":
-            prompt = [t | {"weight": 0} if t["role"] == "assistant" else t for t in turns(row["prompt"], source, i, "prompt")]
+            prompt = turns(row["prompt"], source, i, "prompt")
             completion = turns(row["completion"], source, i, "completion", weights=True)
             if any(t["role"] != "assistant" for t in completion):
                 raise bad(source, i, "'completion' must hold only assistant turns; move the others into 'prompt'")
-            out.append({"messages": prompt + completion, "row": i})
+            untrained = [t | {"weight": 0} if t["role"] == "assistant" else t for t in prompt]
+            out.append({"messages": learnable(untrained + completion, source, i), "row": i})
         else:
-            chat = turns(row[layout.split()[-1]], source, i, layout.split()[-1], weights=True)
-            if not any(t["role"] == "assistant" and t.get("weight", 1) for t in chat):
-                what = "every assistant turn has weight 0" if any(t["role"] == "assistant" for t in chat) else "no assistant turn"
-                raise bad(source, i, f"{what}: nothing to learn from; add an assistant reply")
-            out.append({"messages": chat, "row": i})
+            column = layout.split()[-1]
+            out.append({"messages": learnable(turns(row[column], source, i, column, True), source, i), "row": i})
     return out
 
 
+def learnable(chat: list[dict], source: str, i: int) -> list[dict]:
+    """A chat with at least one assistant turn to train on."""
+    if not any(t["role"] == "assistant" and t.get("weight", 1) for t in chat):
+        replies = any(t["role"] == "assistant" for t in chat)
+        what = "every assistant turn has weight 0" if replies else "no assistant turn"
+        raise bad(source, i, f"{what}: nothing to learn from; add an assistant reply")
+    return chat
+
+
 def chat_layout(row: dict, source: str, i: int) -> str:
-    keys = present(row)
-    if keys & TOOL_KEYS:
-        raise bad(source, i, f"has {min(keys & TOOL_KEYS)!r}: {NO_TOOLS}")
+    keys = columns(row, source, i)
     if keys & {"chosen", "rejected"}:
         raise bad(source, i, "preference pairs (chosen/rejected) are for reward.py and dpo.py; sft.py trains "
                              "chats: messages, conversations, text, or prompt + completion")
@@ -280,14 +323,16 @@ def chat_layout(row: dict, source: str, i: int) -> str:
     if len(found) > 1:
         raise bad(source, i, f"has both {found[0]!r} and {found[1]!r}; keep one format per row")
     if not found:
-        hint = " (for Alpaca's instruction/input/output, map them to prompt/completion)" if "instruction" in keys else ""
-        raise bad(source, i, f"has no column to train on (found {', '.join(sorted(keys)) or 'none'}){hint}; "
-                             "use 'messages', 'conversations', 'text', or 'prompt' + 'completion'")
+        found = ", ".join(map(short, sorted(keys)[:5])) or "none"
+        if "instruction" in keys:
+            found += "; for Alpaca's instruction/input/output, map them to prompt/completion"
+        raise bad(source, i, f"has no column to train on (found {found}); use 'messages', 'conversations', "
+                             "'text', or 'prompt' + 'completion'")
     if found == ["prompt"]:
         if "completion" not in keys:
             raise bad(source, i, "'prompt' without 'completion' is a prompt-only row (for online methods such as "
                                  "GRPO); SFT learns the 'completion'")
-        kinds = {kind(row["prompt"]), kind(row["completion"])}
+        kinds = {kind(row[k], source, i, k) for k in ("prompt", "completion")}
         if len(kinds) > 1:
             raise bad(source, i, "'prompt' is text and 'completion' messages, or the other way; make both text or "
                                  "both messages")
@@ -295,7 +340,10 @@ def chat_layout(row: dict, source: str, i: int) -> str:
     return {"messages": "messages", "conversations": "ShareGPT conversations", "text": "text"}[found[0]]
 
 
-def kind(value) -> str:
+def kind(value, source: str = "", row: int = 0, name: str = "") -> str:
+    """"messages" (a list of turns) or "text"; with `name`, anything else is refused."""
+    if name and not isinstance(value, (list, str)):
+        raise bad(source, row, f"{name!r} is a JSON {type(value).__name__}; give text or a list of turns")
     return "messages" if isinstance(value, list) else "text"
 # --8<-- [end:chats]
 
@@ -350,25 +398,26 @@ def check_pairs(rows: list[dict], source: str) -> list[dict]:
 
 
 def pair_layout(row: dict, source: str, i: int) -> str:
-    keys = present(row)
-    if keys & TOOL_KEYS:
-        raise bad(source, i, f"has {min(keys & TOOL_KEYS)!r}: {NO_TOOLS}")
+    keys = columns(row, source, i)
     if keys & {"messages", "conversations", "text", "completion"} and not keys & {"chosen", "rejected"}:
         raise bad(source, i, "chat rows, not preference pairs: train them with sft.py; reward.py and dpo.py "
                              "need 'chosen' and 'rejected'")
     for key in ("chosen", "rejected"):
         if key not in keys:
-            raise bad(source, i, f"missing {key!r}; every pair needs 'chosen' and 'rejected', and may have 'prompt'")
-    kinds = {kind(row["chosen"]), kind(row["rejected"])}
+            raise bad(source, i, f"missing {key!r}; every pair needs 'chosen' and 'rejected' (and may have "
+                                 "'prompt')")
+    kinds = {kind(row[k], source, i, k) for k in ("chosen", "rejected")}
     if len(kinds) > 1:
         raise bad(source, i, "'chosen' is text and 'rejected' messages, or the other way; make both text or "
                              "both messages")
     replies = kinds.pop()
-    if "prompt" in keys and kind(row["prompt"]) != replies:
+    if "prompt" in keys and kind(row["prompt"], source, i, "prompt") != replies:
         if replies == "text":
-            raise bad(source, i, "'prompt' is messages but 'chosen' and 'rejected' are text; make all three messages")
+            raise bad(source, i, "'prompt' is messages but 'chosen' and 'rejected' are text; make all three "
+                                 "messages")
         return "messages with a text 'prompt' (H4's layout)"
-    if replies == "text" and isinstance(row.get("prompt") or "", str) and HH_START.match((row.get("prompt") or "") + row["chosen"]):
+    prompt = row.get("prompt") or ""
+    if replies == "text" and isinstance(prompt, str) and HH_START.match(prompt + row["chosen"]):
         return "Anthropic HH text"
     return f"{replies} {'with' if 'prompt' in keys else 'without'} a 'prompt'"
 
@@ -376,15 +425,16 @@ def pair_layout(row: dict, source: str, i: int) -> str:
 def pair(row: dict, layout: str, source: str, i: int) -> dict:
     """One normalized pair; an implicit prompt is the replies' shared start (TRL's `extract_prompt`)."""
     if layout.startswith("messages"):
-        keys = ("prompt", "chosen", "rejected") if layout == "messages with a 'prompt'" else ("chosen", "rejected")
-        p = {k: turns(row[k], source, i, k) for k in keys}
+        explicit = layout == "messages with a 'prompt'"
+        p = {k: turns(row[k], source, i, k) for k in ("prompt", "chosen", "rejected")[0 if explicit else 1:]}
         if "prompt" not in p:  # implicit; H4's text prompt only repeats the conversations' last user turn
             p = extract_prompt(p)
     else:
         prompt = checked_text(row.get("prompt") or "", source, i, "prompt", empty=True)
         chosen, rejected = (prompt + checked_text(row[k], source, i, k) for k in ("chosen", "rejected"))
         if layout == "Anthropic HH text":
-            p = extract_prompt({"chosen": hh_turns(chosen, source, i), "rejected": hh_turns(rejected, source, i)})
+            p = extract_prompt({"chosen": hh_turns(chosen, source, i),
+                                "rejected": hh_turns(rejected, source, i)})
         elif row.get("prompt") is None:
             p = extract_prompt({"chosen": chosen, "rejected": rejected})
             if p["prompt"] + p["chosen"] != chosen:  # TRL moves a space back, even before the text's start
@@ -405,7 +455,8 @@ def hh_turns(text: str, source: str, i: int) -> list[dict]:
     parts = HH_TURN.split(text.lstrip("\n "))
     if parts[0].strip():
         raise bad(source, i, "Anthropic HH text must start with 'Human:'")
-    said = [{"role": "user" if who == "Human" else "assistant", "content": s.strip()} for who, s in zip(parts[1::2], parts[2::2])]
+    said = [{"role": "user" if who == "Human" else "assistant", "content": text.strip()}
+            for who, text in zip(parts[1::2], parts[2::2])]
     return turns(said, source, i, "Anthropic HH text")
 # --8<-- [end:pairs]
 
@@ -429,12 +480,14 @@ class Fit:
         if not n and not self.truncated:
             return None
         parts = [f"{len(rows)} {why} ({numbers(rows)})" for why, rows in self.dropped.items()]
-        parts += [f"{len(self.truncated)} cut at max_length ({numbers(self.truncated)})"] if self.truncated else []
+        if self.truncated:
+            parts.append(f"{len(self.truncated)} cut at max_length ({numbers(self.truncated)})")
         return f"{split}: {len(self.rows)} of {len(self.rows) + n} rows used; " + ", ".join(parts)
 
 
 def numbers(rows: list[int]) -> str:
-    return f"row{'s' if len(rows) > 1 else ''} {', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}"
+    shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+    return f"row{'s' if len(rows) > 1 else ''} {shown}"
 
 
 def warn(source: str, **fits: Fit) -> None:
@@ -452,8 +505,8 @@ def enough(fit: Fit, source: str, split: str, fixes: dict[str, str]) -> Fit:
     if not fit.rows or 2 * n > n + len(fit.rows):
         why, rows = max(fit.dropped.items(), key=lambda kv: len(kv[1]))
         none = "none" if not fit.rows else f"only {len(fit.rows)}"
-        raise bad(source, rows[0], f"{none} of the {n + len(fit.rows)} {split} rows can be used ({len(rows)} {why}); "
-                                   f"{fixes[why]}")
+        raise bad(source, rows[0], f"{none} of the {n + len(fit.rows)} {split} rows can be used "
+                                   f"({len(rows)} {why}); {fixes[why]}")
     return fit
 
 
@@ -541,7 +594,8 @@ def token_ids(tokenizer, row: dict, key: str | None) -> list[int]:
     """The token ids TRL's preference trainers make of the prompt (key None) or of prompt + `key`."""
     if isinstance(row["prompt"], list):
         chat = row["prompt"] + (row[key] if key else [])
-        return tokenizer.apply_chat_template(chat, add_generation_prompt=key is None, return_dict=True)["input_ids"]
+        enc = tokenizer.apply_chat_template(chat, add_generation_prompt=key is None, return_dict=True)
+        return enc["input_ids"]
     text = pair_text(tokenizer, row, key) if key else row["prompt"]
     return tokenizer(text)["input_ids"] if text else []
 
@@ -566,6 +620,6 @@ def logged_steps(n_rows: int, batch_size: int, epochs: float, logging_steps: int
     if steps < logging_steps:
         need = (math.floor((logging_steps - 1) / epochs)) * batch_size + 1
         small = f"--batch_size 1 --epochs {math.ceil(logging_steps / n_rows)}"
-        raise bad(source, None, f"{n_rows} training pairs make {steps} optimizer step(s) at --batch_size {batch_size} "
-                                f"and --epochs {epochs:g}, but the first loss is logged at step {logging_steps}; "
-                                f"give at least {need} training pairs, or pass {small}")
+        raise bad(source, None, f"{n_rows} training pairs make {steps} optimizer step(s) at --batch_size "
+                                f"{batch_size} and --epochs {epochs:g}, but the first loss is logged at step "
+                                f"{logging_steps}; give at least {need} training pairs, or pass {small}")
