@@ -1,7 +1,7 @@
 """The reader (lifecycle/data.py): every format it accepts tokenizes exactly as TRL's trainers do, what it
 refuses is one line naming the file, the row and the fix, and special-token strings cannot forge a turn.
 
-Cost: about 15 s (TRL trainers are built, never trained, on a 2-layer model)."""
+Cost: about 18 s (TRL trainers are built, never trained, on a 2-layer model)."""
 
 import gzip
 import json

@@ -5,8 +5,9 @@ naming the file, the row and the fix. Never a traceback, never exit 0 on somethi
 Most outcomes are checked in-process: the lab's own reading, split and fit calls, then the TRL trainer
 built (not trained) on what they return. Six outcomes run the lab script itself, to check the exit code,
 the single stderr line and the rows reported in metrics.json.
-Cost: about 20 s in-process, plus about 90 s of lab runs (the pretrain, SFT and PPO smoke stages come from
-the session cache).
+Cost (measured on the shared 2-core machine, load average 7): about 10 s in-process, plus about 110 s
+wall (50 s CPU) for the six lab runs, with the pretrain, SFT, reward and PPO smoke stages from the session
+cache. The eleven CLI bad-input runs this replaced in tests/labs cost about 90 s.
 """
 
 import importlib.util
