@@ -272,6 +272,9 @@ def test_bad_chats_name_the_row_and_the_fix(rows, message):
     ([{"chosen": "\n\nHuman: Q?\n\nAssistant: a", "rejected": "\n\nHuman: Q?\n\nAssistant: b"},
       {"chosen": "Q? a", "rejected": "Q? b"}], "row 2: is text without a 'prompt', but 1 of the 2 rows are Anthropic"),
     ([{"prompt": [USER], "chosen": [REPLY], "rejected": [{**WRONG, "weight": 0}]}], "take a weight"),
+    ([{"prompt": "Q?", "completion": " a", "label": True}], "KTO's format"),
+    ([{"chosen": "\n\nHuman: Q?\n\nAssistant: a", "rejected": "Q? b"}], "must start with 'Human:'"),
+    ([{"prompt": "Q?", "chosen": 1, "rejected": " b"}], "'chosen' is a JSON int; give text or a list of turns"),
 ])
 def test_bad_pairs_name_the_row_and_the_fix(rows, message):
     line = refused(check_pairs, rows, "pairs.jsonl")

@@ -399,6 +399,9 @@ def check_pairs(rows: list[dict], source: str) -> list[dict]:
 
 def pair_layout(row: dict, source: str, i: int) -> str:
     keys = columns(row, source, i)
+    if "label" in keys and "completion" in keys:
+        raise bad(source, i, "unpaired preference (prompt, completion, label) is KTO's format, which these labs "
+                             "do not train; pair each prompt's good and bad completions as chosen and rejected")
     if keys & {"messages", "conversations", "text", "completion"} and not keys & {"chosen", "rejected"}:
         raise bad(source, i, "chat rows, not preference pairs: train them with sft.py; reward.py and dpo.py "
                              "need 'chosen' and 'rejected'")
@@ -454,9 +457,10 @@ def hh_turns(text: str, source: str, i: int) -> list[dict]:
     """Anthropic HH text, `\\n\\nHuman: ...\\n\\nAssistant: ...`, as user and assistant turns."""
     parts = HH_TURN.split(text.lstrip("\n "))
     if parts[0].strip():
-        raise bad(source, i, "Anthropic HH text must start with 'Human:'")
-    said = [{"role": "user" if who == "Human" else "assistant", "content": text.strip()}
-            for who, text in zip(parts[1::2], parts[2::2])]
+        raise bad(source, i, "Anthropic HH text must start with 'Human:'; give chosen and rejected the whole "
+                             "conversation, from its first 'Human:' turn")
+    said = [{"role": "user" if who == "Human" else "assistant", "content": words.strip()}
+            for who, words in zip(parts[1::2], parts[2::2])]
     return turns(said, source, i, "Anthropic HH text")
 # --8<-- [end:pairs]
 
