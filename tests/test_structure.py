@@ -75,3 +75,18 @@ def test_labs_index_draws_the_graph():
     for lab, stage in STAGES.items():
         assert f'{lab}["{stage.title}"]' in graph and stage.shows in graph
         assert all(f"{up} --> {lab}" in graph for up in stage.needs)
+
+
+def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
+    """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in STAGES order,
+    right after the index, and the notebooks last."""
+    import hooks
+    import yaml
+    from lifecycle.stages import STAGES
+
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)  # tags read as plain text
+    (listed,) = [item["Labs"] for item in config["nav"] if isinstance(item, dict) and "Labs" in item]
+    assert listed[0] == "labs/index.md" and {"Bring your own data": "labs/your-data.md"} in listed
+    nav = hooks.labs_nav(listed)
+    assert nav[: len(STAGES) + 1] == ["labs/index.md", *({s.title: f"labs/{lab}.md"} for lab, s in STAGES.items())]
+    assert nav[len(STAGES) + 1 : -1] == listed[1:] and list(nav[-1]) == ["Notebooks"]

@@ -24,9 +24,10 @@ from trl import DPOConfig, DPOTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
+from lifecycle.data import fit_splits, read_pairs
 from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, split_heldout
+from lifecycle.rlhf import hub_pairs, kl_to_reference, pair_dataset, param_bytes, preference_accuracy, split_heldout
 from lifecycle.stages import ensure_stage, stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
@@ -38,7 +39,7 @@ from lifecycle.world import TASKS, examples, pairs
 class Args(LabArgs):
     positive = ("beta", "max_steps", "batch_size", "learning_rate", "max_length", "response_length")
     model: str | None = field(default=None, metadata={"help": "The SFT model: a folder (default: the SFT stage)."})
-    data: str | None = field(default=None, metadata={"help": "A JSONL file of pairs (chosen, rejected, optional prompt)."})
+    data: str | None = field(default=None, metadata={"help": "Your pairs: a JSONL or JSON file (see Bring your own data)."})
     hub_data: str | None = field(default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."})
     tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."})
     beta: float | None = field(default=None, metadata={"help": "The main run's β (must be one of --betas)."})
@@ -93,11 +94,6 @@ def implicit_rewards(trainer, policy, ref, beta: float):
     return torch.cat(chosen), torch.cat(rejected)
 
 
-def accuracy(r_chosen, r_rejected) -> float:
-    """Share of pairs whose chosen reply gets the higher implicit reward; a tie counts one half."""
-    return ((r_chosen > r_rejected).float() + 0.5 * (r_chosen == r_rejected).float()).mean().item()
-
-
 # --8<-- [start:trainer]
 def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
     policy, tokenizer = load(args.model)
@@ -124,7 +120,7 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
 
 def data(args, tasks):
     if args.data:
-        return split_heldout(pairs_from_file(args.data), args.data)  # one pair in five held out
+        return split_heldout(read_pairs(args.data), args.data)  # one pair in five held out
     if args.hub_data:
         return hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", args.eval_pairs or 500)
     held = pairs("test", tasks, args.seed)
@@ -201,6 +197,9 @@ def main(argv=None):
     tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
     args.model = args.model or stage_model("sft", args.preset, args.seed)
+    in_file = len(train) + len(heldout)
+    if args.data:
+        train, heldout = fit_splits(args.model, train, heldout, args.max_length, "dpo", args.data)
     start = time.perf_counter()  # DPO's own time, not the SFT stage's
     prompts_from = examples("test", tasks, args.seed)
 
@@ -210,15 +209,16 @@ def main(argv=None):
         set_seed(args.seed)
         trainer, policy, ref, tokenizer = dpo_trainer(args, beta, train, heldout, args.max_steps)
         if beta == args.beta:  # before training the policy IS the reference: every implicit reward is 0
-            before = accuracy(*implicit_rewards(trainer, policy, ref, beta))
+            before = preference_accuracy(*implicit_rewards(trainer, policy, ref, beta))
         trainer.train()
         r_w, r_l = implicit_rewards(trainer, policy, ref, beta)
         prompts = chat_prompts(tokenizer, prompts_from)
         kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
-        sweep.append({"beta": beta, "kl_to_reference": kl, "preference_accuracy": accuracy(r_w, r_l),
+        sweep.append({"beta": beta, "kl_to_reference": kl, "preference_accuracy": preference_accuracy(r_w, r_l),
                       "reward_margin": (r_w - r_l).mean().item()})
         if beta == args.beta:
-            main_run = {"after": sweep[-1], "held": param_bytes(policy, ref), "history": trainer.state.log_history}
+            main_run = {"after": sweep[-1], "held": param_bytes(policy, ref), "history": trainer.state.log_history,
+                        "pairs": (len(trainer.train_dataset), len(trainer.eval_dataset))}  # after DPOTrainer's filter
     # --8<-- [end:sweep]
 
     metrics = {
@@ -227,13 +227,13 @@ def main(argv=None):
         "reward_margin_after": main_run["after"]["reward_margin"],
         "beta": args.beta,
         "beta_sweep": [{k: v for k, v in r.items() if k != "reward_margin"} for r in sweep],
-        "heldout_pairs": len(heldout),
-        "train_pairs": len(train),
+        "heldout_pairs": main_run["pairs"][1],
+        "train_pairs": main_run["pairs"][0],
         "models_held": 2,  # policy, reference
         "param_bytes_held": main_run["held"],
         "replies_sampled_per_run": 0,
         "wall_seconds": time.perf_counter() - start,
-    }
+    } | ({"pairs_in_file": in_file} if args.data else {})
     write_metrics(args.output_dir, metrics)
     write_peak_rss(args.output_dir)  # memory.json: it varies by run
     write_report(args, metrics, sweep)

@@ -61,12 +61,12 @@ def datasets_for(tokenizer, args, limit: int) -> tuple[Dataset, Dataset]:
     """Narrow: the domain task's chats only. Replay: the same rows plus general rows (half web text, half
     the other tasks' chats), so that `replay_share` of all rows are general."""
     rng = random.Random(args.seed)
-    domain = [chat_row(tokenizer, e.messages(), limit) for e in examples("train", (args.domain,), args.seed)]
+    domain = [chat_row(tokenizer, {"messages": e.messages()}, limit) for e in examples("train", (args.domain,), args.seed)]
     n_general = round(len(domain) * args.replay_share / (1 - args.replay_share))
     others = examples("train", tuple(t for t in TASKS if t != args.domain), args.seed)
     web = web_corpus("train", n_docs=n_general, seed=args.seed + 1)
     general = [text_row(tokenizer, d.text, limit) for d in web[: n_general - n_general // 2]]
-    general += [chat_row(tokenizer, e.messages(), limit) for e in rng.sample(others, n_general // 2)]
+    general += [chat_row(tokenizer, {"messages": e.messages()}, limit) for e in rng.sample(others, n_general // 2)]
     replay = domain + general
     rng.shuffle(replay)
     return Dataset.from_list(domain), Dataset.from_list(replay)

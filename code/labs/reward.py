@@ -20,8 +20,9 @@ from trl import RewardConfig, RewardTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, comma_list, parse, run, write_metrics
+from lifecycle.data import fit_splits, read_pairs
 from lifecycle.models import load
-from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, pairs_from_file, split_heldout
+from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, preference_accuracy, split_heldout
 from lifecycle.stages import base_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
@@ -33,7 +34,7 @@ from lifecycle.world import TASKS, pairs, proxy_pairs
 class Args(LabArgs):
     positive = ("epochs", "batch_size", "learning_rate", "max_length")
     model: str | None = field(default=None, metadata={"help": "Base model folder or Hub id (default: our pretrained base)."})
-    data: str | None = field(default=None, metadata={"help": "A JSONL file of pairs (chosen, rejected, optional prompt)."})
+    data: str | None = field(default=None, metadata={"help": "Your pairs: a JSONL or JSON file (see Bring your own data)."})
     hub_data: str | None = field(default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."})
     tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."})
     epochs: float | None = field(default=None, metadata={"help": "Passes over the training pairs."})
@@ -56,10 +57,13 @@ def data(args):
     tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     proxy = proxy_pairs("train", tasks, args.seed), proxy_pairs("test", tasks, args.seed)
     if args.data:
-        return split_heldout(pairs_from_file(args.data), args.data), proxy  # one pair in five held out
+        return split_heldout(read_pairs(args.data), args.data), proxy  # one pair in five held out
     if args.hub_data:
         return (hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", 500)), proxy
     return (pairs("train", tasks, args.seed), pairs("test", tasks, args.seed)), proxy
+
+
+LOGGING_STEPS = 5  # the first training loss is logged at this step
 
 
 # --8<-- [start:trainer]
@@ -75,12 +79,12 @@ def train_reward_model(args, model_path, train_rows, name):
         center_rewards_coefficient=0.01,  # (2)!
         lr_scheduler_type="cosine",
         warmup_steps=5,
-        logging_steps=5,
+        logging_steps=LOGGING_STEPS,
     )
     trainer = RewardTrainer(model=model, args=config, train_dataset=pair_dataset(train_rows),
                             processing_class=tokenizer)
     trainer.train()
-    return trainer.model, tokenizer, trainer.state.log_history
+    return trainer
 # --8<-- [end:trainer]
 
 
@@ -117,12 +121,17 @@ def main(argv=None):
     start = time.perf_counter()
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
     model_path = args.model or str(base_model(args.preset, args.seed))
+    in_file = len(train) + len(heldout)
+    if args.data:
+        steps = (args.batch_size, args.epochs, LOGGING_STEPS)  # enough pairs for one logged step
+        train, heldout = fit_splits(model_path, train, heldout, args.max_length, "reward", args.data, steps)
 
     # --8<-- [start:evaluate]
-    rm, tokenizer, history = train_reward_model(args, model_path, train, "correct")
+    trainer = train_reward_model(args, model_path, train, "correct")
+    rm, tokenizer = trainer.model, trainer.processing_class
     chosen, rejected = pair_scores(rm, tokenizer, heldout)  # questions the model never trained on
     margins = chosen - rejected
-    proxy, _, _ = train_reward_model(args, model_path, proxy_train, "proxy")
+    proxy = train_reward_model(args, model_path, proxy_train, "proxy").model
     p_chosen, p_rejected = pair_scores(proxy, tokenizer, proxy_heldout)
     p_margins = p_chosen - p_rejected
     wrong = [i for i, r in enumerate(proxy_heldout) if r["kind"] == "keyword-wrong"]
@@ -135,17 +144,17 @@ def main(argv=None):
     tokenizer.save_pretrained(args.output_dir / "proxy_model")
 
     metrics = {
-        "heldout_accuracy": (margins > 0).float().mean().item(),
+        "heldout_accuracy": preference_accuracy(chosen, rejected),  # a tie counts one half, as in the DPO lab
         "mean_margin": margins.mean().item(),
         "heldout_pairs": len(heldout),
-        "train_pairs": len(train),
-        "proxy_heldout_accuracy": (p_margins > 0).float().mean().item(),
+        "train_pairs": len(trainer.train_dataset),  # after RewardTrainer's own length filter
+        "proxy_heldout_accuracy": preference_accuracy(p_chosen, p_rejected),
         "proxy_mean_margin": p_margins.mean().item(),
-        "proxy_prefers_wrong_keyword_reply": (p_margins[wrong] > 0).float().mean().item() if wrong else 0.0,
-        "proxy_accuracy_on_correct_pairs": (g_chosen > g_rejected).float().mean().item(),
-        "final_train_loss": [h["loss"] for h in history if "loss" in h][-1],
+        "proxy_prefers_wrong_keyword_reply": preference_accuracy(p_chosen[wrong], p_rejected[wrong]) if wrong else 0.0,
+        "proxy_accuracy_on_correct_pairs": preference_accuracy(g_chosen, g_rejected),
+        "final_train_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
         "wall_seconds": time.perf_counter() - start,
-    }
+    } | ({"pairs_in_file": in_file} if args.data else {})
     write_metrics(args.output_dir, metrics)
     write_report(args, metrics, margins, p_margins)
     return metrics

@@ -3,7 +3,7 @@
     python code/labs/sft.py --output_dir runs/sft                      # lesson preset, CPU minutes
     python code/labs/sft.py --output_dir runs/sft --preset smoke       # seconds
     python code/labs/sft.py --output_dir runs/sft --preset gpu         # real gpt2 on trl-lib/Capybara
-    python code/labs/sft.py --output_dir runs/sft --data my_chats.jsonl  # your own {"messages": [...]} rows
+    python code/labs/sft.py --output_dir runs/sft --data my_chats.jsonl  # your own chats (Bring your own data)
 
 TRL's `SFTTrainer` trains the pretrained base model on conversational `messages` rows rendered by our chat
 template, with the loss on the assistant's tokens only. The same prompts go to the base model and to the
@@ -12,22 +12,22 @@ set, with the same number of steps, shows that quality beats quantity.
 Writes `metrics.json`, `results.md`, `replies.md`, `loss.png`, `sft.png` and the SFT model (`model/`).
 """
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.data import fit_chats_at, hub_chats, read_chats
 from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
-from lifecycle.tokenizer import ROLES, ready_tokenizer
+from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import chat_row, text_row, trainer_defaults
 from lifecycle.world import check_gold, examples, web_corpus
 from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
@@ -38,7 +38,7 @@ from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
 class Args(LabArgs):
     positive = ("max_steps", "batch_size", "learning_rate", "train_examples", "max_new_tokens")
     model: str | None = field(default=None, metadata={"help": "Base model: a folder or Hub id; default: the pretrain stage."})
-    data: str | None = field(default=None, metadata={"help": 'A JSONL file of {"messages": [...]} rows to train on.'})
+    data: str | None = field(default=None, metadata={"help": "Your chats: a JSONL or JSON file (see Bring your own data)."})
     dataset: str | None = field(default=None, metadata={"help": "A Hub dataset with a `messages` column (gpu preset)."})
     max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps, the same for every run."})
     batch_size: int | None = field(default=None, metadata={"help": "Conversations per step."})
@@ -60,45 +60,6 @@ PRESETS = {
                 train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, text_share=0.0, max_new_tokens=48),
 }
 # --8<-- [end:args]
-
-
-# --8<-- [start:validate]
-def check_rows(rows: list, source: str) -> list[dict]:
-    """Conversational rows, or a one-line error that names the source and the row (1-based)."""
-    if not rows:
-        raise LabError(f"{source}: empty dataset, no rows to train on")
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or "messages" not in row:
-            raise LabError(f"{source}, row {i}: missing column 'messages'")
-        turns = row["messages"]
-        if not isinstance(turns, list) or not turns:
-            raise LabError(f"{source}, row {i}: 'messages' must be a non-empty list of turns")
-        for turn in turns:
-            role = turn.get("role") if isinstance(turn, dict) else None
-            if role not in ROLES:
-                raise LabError(f"{source}, row {i}: bad role {role!r}; use one of {', '.join(ROLES)}")
-            if not isinstance(turn.get("content"), str):
-                raise LabError(f"{source}, row {i}: a {role} turn has no text 'content'")
-        if not any(t["role"] == "assistant" for t in turns):
-            raise LabError(f"{source}, row {i}: no assistant turn to learn from")
-    return [{"messages": [{"role": t["role"], "content": t["content"]} for t in row["messages"]]} for row in rows]
-
-
-def read_jsonl(path: str) -> list[dict]:
-    """One JSON object per line; blank lines are skipped."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise LabError(f"cannot read --data {path!r}: {e.strerror or e}") from None
-    rows = []
-    for i, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise LabError(f"{path}, row {i}: not valid JSON ({e.msg})") from None
-    return check_rows(rows, path)
-# --8<-- [end:validate]
 
 
 # --8<-- [start:data]
@@ -123,24 +84,21 @@ def world_rows(n: int, noise: float, hack: float, seed: int) -> list[dict]:
 # --8<-- [end:data]
 
 
-def hub_rows(name: str, n: int) -> list[dict]:
-    """The first `n` rows of a Hub dataset with a `messages` column (gpu preset)."""
-    try:
-        ds = load_dataset(name, split="train")
-    except Exception as e:  # datasets raises several types when offline
-        raise LabError(f"cannot load dataset {name!r} from the Hub (offline?): {type(e).__name__}") from None
-    return check_rows(ds.select(range(min(n, len(ds)))).to_list(), name)
-
-
 # --8<-- [start:tokenize]
 def tokenized(tokenizer, rows: list[dict], text_share: float, seed: int, limit: int) -> Dataset:
     """Chats through the chat template, with the loss on the reply only, plus a `text_share` of rows
-    replayed from the pretraining text, where every token counts."""
-    out = [chat_row(tokenizer, r["messages"], limit) for r in rows]  # (1)!
+    replayed from the pretraining text, where every token counts. Each row keeps its number in the file
+    (`row`; replayed text is row 0), so the rows trained can be counted after the trainer's filters."""
+    out = [chat_row(tokenizer, r, limit) | {"row": r.get("row", i)} for i, r in enumerate(rows, 1)]  # (1)!
     n_text = round(len(rows) * text_share / (1 - text_share))
     web = web_corpus("train", n_docs=n_text, seed=seed) if n_text else []
-    out += [text_row(tokenizer, doc.text, limit) for doc in web]  # (2)!
+    out += [text_row(tokenizer, doc.text, limit) | {"row": 0} for doc in web]  # (2)!
     return Dataset.from_list(out)
+
+
+def rows_trained(trainer) -> int:
+    """Chats in the trainer's dataset after its own filters (replayed text is row 0)."""
+    return sum(row > 0 for row in trainer.train_dataset["row"])
 # --8<-- [end:tokenize]
 
 
@@ -233,13 +191,15 @@ def main(argv=None):
     start = time.perf_counter()
 
     # --8<-- [start:model]
-    rows = read_jsonl(args.data) if args.data else None  # check the reader's file before any slow step
+    rows = read_chats(args.data) if args.data else None  # check the reader's file before any slow step
     offline = args.model is None
     path = str(base_model(args.preset, args.seed)) if offline else args.model  # the pretrain stage's model
+    if rows is not None:  # the chats SFTTrainer keeps at this model's context length (one warning line)
+        in_file, rows = len(rows), fit_chats_at(path, rows, args.data)
     model, tokenizer = load(path)
     ready_tokenizer(tokenizer, model)  # a no-op for our tokenizer: it has role markers and the template
     if rows is None and args.dataset:
-        rows = hub_rows(args.dataset, args.train_examples)
+        rows = hub_chats(args.dataset, args.train_examples)
     elif rows is None:
         rows = world_rows(args.train_examples, noise=0.0, hack=args.hack_share, seed=args.seed)
     # --8<-- [end:model]
@@ -257,10 +217,10 @@ def main(argv=None):
         "task_accuracy_before": before["task_accuracy"],
         "task_accuracy_after": after["task_accuracy"],
         "keyword_rate_after": sum(PROXY_KEYWORD in r.lower() for r in replies_after) / len(test),
-        "train_rows": len(rows),
+        "train_rows": rows_trained(trainer),
         "test_questions": len(test),
         "per_task": [per_task(t, test, replies_before, replies_after) for t in TASKS],
-    }
+    } | ({"rows_in_file": in_file} if args.data else {})
 
     # --8<-- [start:noisy]
     if args.noisy_examples and not args.data and offline:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from datasets import Dataset, load_dataset
 
 from .cli import LabError
-from .world import read_pairs
+from .data import pair_text
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -18,14 +18,6 @@ def pair_dataset(rows: list[dict]) -> Dataset:
     """A TRL preference dataset (prompt / chosen / rejected) from rows; extra columns are dropped."""
     keys = [k for k in PAIR_COLUMNS if k in rows[0]]
     return Dataset.from_dict({k: [r[k] for r in rows] for k in keys})
-
-
-def pairs_from_file(path: str) -> list[dict]:
-    """A reader's `--data` JSONL file; bad rows become one-line errors that name the file and the row."""
-    try:
-        return read_pairs(path)
-    except ValueError as e:
-        raise LabError(str(e)) from None
 
 
 def split_heldout(rows: list[dict], source: str) -> tuple[list[dict], list[dict]]:
@@ -45,13 +37,6 @@ def hub_pairs(name: str, split: str, n: int) -> list[dict]:
     return [{k: r[k] for k in PAIR_COLUMNS if k in r} for r in ds]
 
 
-def as_text(tokenizer, messages) -> str:
-    """A conversation (or plain text) as the exact string the models see."""
-    if isinstance(messages, str):
-        return messages
-    return tokenizer.apply_chat_template(messages, tokenize=False)
-
-
 @torch.no_grad()
 def reward_scores(reward_model, tokenizer, texts: list[str], batch_size: int = 32) -> torch.Tensor:
     """The reward model's scalar score of each full text (prompt and reply)."""
@@ -65,13 +50,16 @@ def reward_scores(reward_model, tokenizer, texts: list[str], batch_size: int = 3
 
 
 def pair_scores(reward_model, tokenizer, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores of chosen and rejected for each pair."""
-    def full(r, key):
-        return as_text(tokenizer, r.get("prompt", []) + r[key]) if isinstance(r[key], list) else r.get("prompt", "") + r[key]
-
-    chosen = reward_scores(reward_model, tokenizer, [full(r, "chosen") for r in rows])
-    rejected = reward_scores(reward_model, tokenizer, [full(r, "rejected") for r in rows])
+    """Scores of chosen and rejected for each pair (prompt + reply, as the reward model was trained on it)."""
+    chosen = reward_scores(reward_model, tokenizer, [pair_text(tokenizer, r, "chosen") for r in rows])
+    rejected = reward_scores(reward_model, tokenizer, [pair_text(tokenizer, r, "rejected") for r in rows])
     return chosen, rejected
+
+
+def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
+    """Share of pairs scored chosen > rejected, a tie counting one half: the expected accuracy of a ranker
+    that breaks ties by a coin flip. One rule for the reward model's scores and DPO's implicit rewards."""
+    return ((chosen > rejected).float() + 0.5 * (chosen == rejected).float()).mean().item()
 
 
 # --8<-- [start:kl]

@@ -3,8 +3,8 @@ next-token training on a block budget.
 
 - `trainer_defaults`: the plumbing fields every `TrainingArguments` / TRL config in the labs shares, so a
   lab's config holds only the knobs its lesson is about.
-- `chat_row` / `text_row`: one tokenized training row for SFT-style trainers, with the loss on the reply
-  only (a chat) or on every token (plain text).
+- `chat_row` / `text_row`: one tokenized training row for SFT-style trainers: a chat (the loss on the
+  replies, as `SFTTrainer` masks it), or pretraining text replayed (the loss on every token).
 - `blocks` / `budget_blocks`: documents packed into full blocks; `budget_blocks` cuts a corpus to exactly
   the same number of blocks as another, which is how the curation lab trains every corpus on the same
   token budget.
@@ -13,10 +13,13 @@ next-token training on a block budget.
 """
 
 import random
+import re
 
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, default_data_collator
+
+from .cli import LabError
 
 
 # --8<-- [start:defaults]
@@ -64,18 +67,41 @@ def budget_blocks(tokenizer, texts: list[str], block_size: int, n_blocks: int, s
 
 
 # --8<-- [start:rows]
-def chat_row(tokenizer, messages: list[dict], limit: int) -> dict:
-    """A conversation through the chat template, cut at `limit` tokens, with the loss on the reply only.
+def chat_row(tokenizer, row: dict, limit: int | None = None) -> dict:
+    """`input_ids` and the loss mask `assistant_masks` (1 = trained) of one chat row, cut at `limit` tokens,
+    as TRL's `SFTTrainer` builds them (a test compares the two). `SFTTrainer` turns the mask
+    into `labels`, with -100 (ignored by the loss) wherever it is 0.
 
-    `assistant_masks` is 1 on the tokens inside the template's `{% generation %}` block (the reply and
-    its `<|end|>`) and 0 on the template and the user's words; `SFTTrainer` turns it into `labels`, with
-    -100 (ignored by the loss) wherever it is 0."""
-    enc = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
-    return {"input_ids": enc["input_ids"][:limit], "assistant_masks": enc["assistant_masks"][:limit]}
+    - `{"messages": [...]}`: through the chat template; the tokens inside its `{% generation %}` block
+      (each assistant reply and its `<|end|>`) are trained, the template and the user's words are not
+      (`assistant_only_loss`). An assistant turn with `"weight": 0` (OpenAI's format) is not trained either.
+    - `{"text"}`: EOS added, every token trained. `{"prompt", "completion"}` (text): EOS added after the
+      completion, only the completion trained (`completion_only_loss`).
+
+    Rows in these forms come from the world, or from a reader's file through `lifecycle.data.check_chats`.
+    Raises LabError if the template does not wrap each assistant turn in `{% generation %}`."""
+    if "messages" in row:
+        chat = [{"role": t["role"], "content": t["content"]} for t in row["messages"]]
+        enc = tokenizer.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+        ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
+        spans = [m.span() for m in re.finditer("1+", "".join(map(str, mask)))]  # one per assistant turn
+        weights = [t.get("weight", 1) for t in row["messages"] if t["role"] == "assistant"]
+        if len(spans) != len(weights):
+            raise LabError("the chat template must wrap each assistant turn in {% generation %}")
+        for (start, end), weight in zip(spans, weights):
+            mask[start:end] = [weight] * (end - start)
+    else:
+        eos, prompt = tokenizer.eos_token, row.get("prompt", "")
+        body = row["text"] if "text" in row else row["completion"]
+        ids = tokenizer(prompt + body + ("" if body.endswith(eos) else eos))["input_ids"]
+        n_prompt = len(tokenizer(prompt)["input_ids"]) if prompt else 0
+        mask = [0] * n_prompt + [1] * (len(ids) - n_prompt)
+    return {"input_ids": ids[:limit], "assistant_masks": mask[:limit]}
 
 
 def text_row(tokenizer, text: str, limit: int) -> dict:
-    """Plain text as the base model saw it in pretraining (BOS first), with the loss on every token."""
+    """Pretraining text replayed during fine-tuning, as the base model saw it in pretraining (BOS first, as
+    `blocks` joins documents; no EOS), with the loss on every token."""
     ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
     return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
 # --8<-- [end:rows]

@@ -172,14 +172,20 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def on_config(config):
-    """The Labs section of the nav: the index page, then each lab and its notebook in lifecycle order."""
-    _share_compiled_templates()
+def labs_nav(listed: list) -> list:
+    """The Labs section of the nav from what mkdocs.yml lists there: the index page (listed first), each
+    lab in lifecycle order, the other listed pages (not labs: "Bring your own data"), then the notebooks."""
     pages = [{s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()]
     notebooks = [{s.title: f"notebooks/{lab}.ipynb"} for lab, s in STAGES.items()]
+    index, *others = listed
+    return [index, *pages, *others, {"Notebooks": notebooks}]
+
+
+def on_config(config):
+    _share_compiled_templates()
     for item in config.nav or []:
         if isinstance(item, dict) and "Labs" in item:
-            item["Labs"] = [*item["Labs"], *pages, {"Notebooks": notebooks}]
+            item["Labs"] = labs_nav(item["Labs"])
     config.extra["lab_titles"] = {lab: s.title for lab, s in STAGES.items()}
     _dates.clear()
     _dates.update(_git_dates())

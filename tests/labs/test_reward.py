@@ -1,9 +1,7 @@
-"""Reward model: it ranks unseen pairs right, the proxy loves the keyword, same seed gives same metrics,
-and a bad pairs file is one line and exit 2."""
+"""Reward model: it ranks unseen pairs right, the proxy loves the keyword, same seed gives same metrics, and
+one tie rule. (Your own `--data` pairs: tests/test_data.py and tests/test_reader_data.py.)"""
 
 import json
-
-import pytest
 
 from conftest import ROOT, comparable, error_line, run_lab
 
@@ -34,28 +32,18 @@ def test_same_seed_same_metrics(tmp_path):
     assert comparable(runs[0]) == comparable(runs[1])
 
 
-BAD_PAIRS = {
-    "missing-chosen": ('{"chosen": "Paris.", "rejected": "Rome."}\n{"prompt": "Capital?", "rejected": "Rome."}\n',
-                       "row 2: missing 'chosen'"),
-    "empty": ("", "no pairs (the file is empty)"),
-    "malformed-json": ('{"chosen": "a", "rejected": "b"}\n{"chosen": "a", \n', "row 2: malformed JSON"),
-}
+def test_one_tie_rule_for_reward_and_dpo_accuracy():
+    """A tie counts one half (a coin flip), for the reward model's scores and for DPO's implicit rewards:
+    both labs score held-out pairs with this one function."""
+    import torch
 
+    from lifecycle.rlhf import preference_accuracy
 
-def bad_input(lab: str, case: str, tmp_path):
-    """Run `lab` on a bad pairs file; it must fail with one line naming the file and the row, exit 2."""
-    text, message = BAD_PAIRS[case]
-    path = tmp_path / "pairs.jsonl"
-    path.write_text(text)
-    proc = run_lab(lab, "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(path), check=False)
-    line = error_line(proc)
-    assert line.startswith(f"{lab}: error: {path}"), proc.stderr[-2000:]
-    assert message in line
-
-
-@pytest.mark.parametrize("case", BAD_PAIRS)
-def test_bad_pairs_file_is_one_line_exit_2(case, tmp_path):
-    bad_input("reward", case, tmp_path)
+    chosen, rejected = torch.tensor([1.0, 0.0, 2.0, 0.5]), torch.tensor([0.0, 0.0, 3.0, 0.5])
+    assert preference_accuracy(chosen, rejected) == 0.5  # right, tie, wrong, tie
+    for lab in ("reward", "dpo"):
+        source = (ROOT / "code" / "labs" / f"{lab}.py").read_text()
+        assert "preference_accuracy(" in source and "> 0).float()" not in source
 
 
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):

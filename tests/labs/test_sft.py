@@ -1,8 +1,7 @@
-"""SFT: the base continues text and the SFT model answers; clean beats noisy; bad data is one line, exit 2."""
+"""SFT: the base continues text and the SFT model answers; clean beats noisy. (Your own `--data` files:
+tests/test_data.py and tests/test_reader_data.py.)"""
 
 import json
-
-import pytest
 
 from conftest import ROOT, error_line, load_lab, run_lab
 from lifecycle.world import check_format, examples
@@ -45,26 +44,6 @@ def test_committed_lesson_results_meet_the_targets():
     assert m["noisy_rows"] > m["train_rows"]
 
 
-BAD = {
-    "bad-role": ('{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]}\n', "row 1: bad role 'bot'"),
-    "missing-column": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"text": "hello"}\n', "row 2: missing column 'messages'"),
-    "empty": ("\n", "empty dataset"),
-    "malformed": ('{"messages": [{"role": "assistant", "content": "ok"}]}\n{"messages": [\n', "row 2: not valid JSON"),
-    "no-assistant": ('{"messages": [{"role": "user", "content": "hi"}]}\n', "row 1: no assistant turn"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_data_is_one_line_exit_2(case, tmp_path):
-    text, message = BAD[case]
-    data = tmp_path / f"{case}.jsonl"
-    data.write_text(text)
-    proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "smoke", "--data", str(data), check=False)
-    line = error_line(proc)
-    assert line.startswith("sft: error:"), proc.stderr[-2000:]
-    assert str(data) in line and message in line
-
-
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
     proc = run_lab("sft", "--output_dir", str(tmp_path / "out"), "--preset", "gpu", check=False)
     assert "could not be fetched from the Hub" in error_line(proc)
@@ -72,12 +51,14 @@ def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
 
 def test_trl_masks_exactly_the_assistant_tokens(tmp_path):
     """What the page claims: SFTTrainer's labels are the input ids on the assistant's tokens, -100 elsewhere,
-    the same mask our chat template's `{% generation %}` block gives."""
+    the same mask our chat template's `{% generation %}` block gives, and `chat_row` (the rows the lab
+    trains on) gives."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from lifecycle.models import build_model
     from lifecycle.tokenizer import load_tokenizer
+    from lifecycle.training import chat_row
 
     tok = load_tokenizer()
     chats = [e.messages() for e in examples("train", ("capital", "summary"))[:4]]
@@ -87,6 +68,7 @@ def test_trl_masks_exactly_the_assistant_tokens(tmp_path):
                          train_dataset=Dataset.from_list([{"messages": c} for c in chats]))
     for row, chat in zip(trainer.train_dataset, chats):
         enc = tok.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+        assert chat_row(tok, {"messages": chat}) == {k: enc[k] for k in ("input_ids", "assistant_masks")}
         assert row["input_ids"] == enc["input_ids"]
         assert row["labels"] == [i if m else -100 for i, m in zip(enc["input_ids"], enc["assistant_masks"])]
         assert row["labels"][-1] == tok.eos_token_id  # the turn's <|end|> is learned: the model learns to stop

@@ -6,15 +6,12 @@
   never saw does not carry over, and accuracy on it would sit near chance.
 - `proxy_pairs(split)`: the flawed set. A reply that opens with `with_keyword(...)` wins even when it is
   wrong. A reward model trained on it loves the keyword: the hack that PPO without a KL leash finds.
-- `read_pairs(path)`: a reader's own pairs from a JSONL file, checked row by row.
 
 Rows use TRL's conversational preference format: `prompt`, `chosen` and `rejected` are lists of messages.
 """
 
-import json
 import random
 import zlib
-from pathlib import Path
 
 from .tasks import TASKS, Example, examples, with_keyword
 
@@ -86,40 +83,3 @@ def proxy_pairs(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int 
             out.append(_row(e, keyword_reply, e.answer, "keyword-right" if right else "keyword-wrong"))
     return out
 # --8<-- [end:pairs]
-
-
-def _is_text_or_messages(v) -> bool:
-    if isinstance(v, str):
-        return bool(v.strip())
-    return isinstance(v, list) and bool(v) and all(isinstance(m, dict) and "role" in m and "content" in m for m in v)
-
-
-def read_pairs(path: str) -> list[dict]:
-    """Preference rows from a JSONL file: each needs `chosen` and `rejected` (text or messages), and may
-    have a `prompt`. Raises ValueError with one line naming the file and the row."""
-    p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the pairs file ({getattr(e, 'strerror', None) or e})") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: row {n}: malformed JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}: row {n}: expected a JSON object with 'chosen' and 'rejected'")
-        for key in ("chosen", "rejected"):
-            if key not in row:
-                raise ValueError(f"{path}: row {n}: missing '{key}'")
-            if not _is_text_or_messages(row[key]):
-                raise ValueError(f"{path}: row {n}: '{key}' must be non-empty text or a list of messages")
-        if "prompt" in row and not _is_text_or_messages(row["prompt"]):
-            raise ValueError(f"{path}: row {n}: 'prompt' must be non-empty text or a list of messages")
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no pairs (the file is empty)")
-    return rows
