@@ -23,6 +23,7 @@ from transformers import set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.curation import Config, curate, mixture, read_jsonl, rules
 from lifecycle.evaluation import perplexity
 from lifecycle.models import build_model, load
@@ -349,6 +350,7 @@ def write_results(args, m, counts) -> None:
             ("quiz accuracy, curated-trained model, leaked items", m["eval_score_clean_on_leaked_items"], ".2f"),
             ("quiz accuracy, curated-trained model, fresh items", m["eval_score_clean_on_fresh_items"], ".2f"),
         ]
+    rows.append(("measured on", measured_on(), ""))
     (args.output_dir / "results.md").write_text(report.table(rows))
 
 

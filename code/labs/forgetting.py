@@ -23,6 +23,7 @@ from trl import SFTConfig, SFTTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts, complete, perplexity, score
 from lifecycle.models import load
 from lifecycle.stages import stage_model
@@ -196,7 +197,7 @@ def main(argv=None):
     (args.output_dir / "results.md").write_text(report.records(table, [
         ("model", "model", ""), ("domain_perplexity", f"{args.domain} perplexity (replies)", ".2f"),
         ("general_perplexity", "general perplexity (web text)", ".2f"), ("other_task_accuracy", "other tasks' accuracy", ".0%"),
-    ]).replace("| ---: |", "| --- |", 1))
+    ]).replace("| ---: |", "| --- |", 1) + caption())
     curves_plot(narrow, replay, args, args.output_dir / "forgetting.png")
     return metrics
 

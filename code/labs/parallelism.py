@@ -32,6 +32,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.models import SIZES
 from lifecycle.parallel import TP_PLAN, bubble_theory, gpipe_timeline, prepare_block, shape
 
@@ -395,7 +396,7 @@ def main(argv=None):
         (f"PP: max abs logit/grad difference ({m['pp_check_microbatches']} micro-batches)", m["pp_max_abs_diff"], ".1e"),
         ("FSDP: max abs grad difference vs one process", m["fsdp_max_abs_diff"], ".1e"),
         ("FSDP: share of parameter bytes on each rank", m["fsdp_param_bytes_rank_fraction"], ".3f"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+        (f"wall time (s, {measured_on('fp32', cpu=True)})", metrics["wall_seconds"], ".0f"),
     ]))
     return metrics
 

@@ -26,6 +26,7 @@ from trl.experimental.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
 from lifecycle.rlhf import kl_to_reference, param_bytes, peak_rss_mib, reward_scores
@@ -209,7 +210,7 @@ def main(argv=None):
     ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward']:.2f}, gold score "
         f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}. Proxy reward, "
         f"gold score and keyword share: greedy replies to {len(learned)} training questions; KL: {len(heldout)} "
-        f"held-out prompts.\n")
+        f"held-out prompts.\n" + caption())
     (args.output_dir / "samples.md").write_text(sample_table(learned, samples))
     return metrics
 

@@ -25,6 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
@@ -285,7 +286,7 @@ def main(argv=None):
             (f"task accuracy, {len(rows)} clean rows", metrics["task_accuracy_clean_small"], ".0%"),
             (f"task accuracy, {metrics['noisy_rows']} rows, {args.noise_share:.0%} wrong", metrics["task_accuracy_noisy_large"], ".0%"),
         ]
-    rows_md += [("held-out questions", len(test), ""), ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f")]
+    rows_md += [("held-out questions", len(test), ""), (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f")]
     (args.output_dir / "results.md").write_text(report.table(rows_md))
     return metrics
 
