@@ -21,6 +21,7 @@ from trl import RewardConfig, RewardTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.models import load
 from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, pairs_from_file, ready_tokenizer
 from lifecycle.stages import base_model
@@ -138,7 +139,7 @@ def main(argv=None):
         "proxy_mean_margin": p_margins.mean().item(),
         "proxy_prefers_wrong_keyword_reply": (p_margins[wrong] > 0).float().mean().item() if wrong else 0.0,
         "proxy_accuracy_on_correct_pairs": (g_chosen > g_rejected).float().mean().item(),
-        "final_train_loss": [h["loss"] for h in history if "loss" in h][-1],
+        "final_train_loss": ([h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]])[-1],
         "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
@@ -152,7 +153,7 @@ def main(argv=None):
         ("… even when the keyword reply is wrong", metrics["proxy_prefers_wrong_keyword_reply"], ".1%"),
         ("mean margin, proxy RM (logits)", metrics["proxy_mean_margin"], ".2f"),
         ("proxy RM accuracy on the correct pairs", metrics["proxy_accuracy_on_correct_pairs"], ".1%"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+        (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
     ]))
     return metrics
 
