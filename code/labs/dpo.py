@@ -8,9 +8,10 @@
 TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = correct, concise, polite;
 rejected = wrong, and rude or rambling), once per β. Each run reports the implicit-reward accuracy on
 held-out pairs and the KL to the reference on held-out prompts. A from-scratch DPO loss (the `loss`
-section) is checked against TRL's in the tests. The "what machinery disappears" table compares this lab's
-measured memory with the PPO lab's. Writes `metrics.json`, `beta.png`, `results.md`, `machinery.md` and
-`memory.json` (peak RSS, which differs between runs).
+section) is checked against TRL's in the tests. The pairs are tokenized once and reused for every β. The
+"what machinery disappears" table compares this lab's measured memory with the PPO lab's, when a PPO run with
+the same preset and seed is already in the cache (this lab never runs PPO). Writes `metrics.json`,
+`beta.png`, `results.md`, `machinery.md` and `memory.json` (peak RSS, which differs between runs).
 """
 
 import json
@@ -20,15 +21,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from transformers import set_seed
-from trl import DPOConfig, DPOTrainer
+from trl import DPOConfig
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import caption, measured_on
 from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import (hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes, peak_rss_mib,
-                            ready_tokenizer)
-from lifecycle.stages import ensure_stage, stage_model
+from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes,
+                            peak_rss_mib, ready_tokenizer)
+from lifecycle.stages import cached_results, stage_model
 from lifecycle.world import TASKS, examples, pairs
 
 
@@ -123,8 +125,8 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
         seed=args.seed,
         dataloader_num_workers=0,
     )
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=pair_dataset(train),
-                         eval_dataset=pair_dataset(heldout), processing_class=tokenizer)
+    trainer = TokenizedDPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=train,  # (4)!
+                                  eval_dataset=heldout, processing_class=tokenizer)
     return trainer, policy, ref, tokenizer
 # --8<-- [end:trainer]
 
@@ -166,9 +168,11 @@ def main(argv=None):
 
     # --8<-- [start:sweep]
     sweep, main_run = [], {}
+    tokenized = pair_dataset(train), pair_dataset(heldout)
     for beta in betas:
         set_seed(args.seed)
-        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, train, heldout, args.max_steps)
+        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, *tokenized, args.max_steps)
+        tokenized = trainer.train_dataset, trainer.eval_dataset  # tokenized now: every later β reuses them
         if beta == args.beta:  # before training the policy IS the reference: every implicit reward is 0
             before = accuracy(*implicit_rewards(trainer, policy, ref, beta))
         trainer.train()
@@ -208,28 +212,39 @@ def main(argv=None):
         ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
         ("preference_accuracy", "held-out accuracy", ".1%"),
         ("reward_margin", "margin r_w − r_l", ".2f"),
-    ]))
-    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
-    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
-    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
-    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
+    ]) + caption())
+    runs = {"PPO": cached_results("ppo", args.preset, args.seed), "DPO": metrics | {"peak_rss_mib": peak_rss_mib()}}
+    (args.output_dir / "machinery.md").write_text(machinery_table(runs, args.preset, args.seed))
     return metrics
 
 
-def machinery_table(ppo: dict, dpo: dict) -> str:
-    """PPO vs DPO, from the two labs' measured metrics."""
+METHODS = {  # by construction: what each method holds and runs while it trains
+    "PPO": dict(lab="ppo", models="4: policy, reference, reward, value",
+                reward="trained first (reward lab), queried on every reply", value="trained alongside the policy"),
+    "DPO": dict(lab="dpo", models="2: policy, reference", reward="none: the reward is implicit", value="none"),
+}
+
+
+def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str:
+    """One column per method, measured cells from `runs` (a lab's metrics, or None when no run with this
+    preset and seed exists: its cells say so, and a note says how to add it)."""
     mib = lambda b: f"{b / 2**20:.1f} MiB"
-    rows = [
-        ("models in memory", "4: policy, reference, reward, value", "2: policy, reference"),
-        ("parameter memory of those models", mib(ppo["param_bytes_held"]), mib(dpo["param_bytes_held"])),
-        ("replies sampled during training (per run)", f"{ppo['replies_sampled_per_run']:,}", "0"),
-        ("reward model", "trained first (reward lab), queried on every reply", "none: the reward is implicit"),
-        ("value model (critic)", "trained alongside the policy", "none"),
-        ("peak process memory (RSS)", f"{ppo['peak_rss_mib']:.0f} MiB", f"{dpo['peak_rss_mib']:.0f} MiB"),
-        ("wall time of the lab (2-core CPU)", f"{ppo['wall_seconds']:.0f} s", f"{dpo['wall_seconds']:.0f} s"),
-    ]
-    lines = ["| | PPO (ppo lab) | DPO (this lab) |", "| --- | --- | --- |"]
-    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+    measured = [("parameter memory of those models", lambda r: mib(r["param_bytes_held"])),
+                ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
+                ("peak process memory (RSS)", lambda r: f"{r['peak_rss_mib']:.0f} MiB"),
+                ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
+    rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:2]]
+    rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[2:]]
+    head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
+    lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    notes = [f"Measured on {measured_on()}."] + [
+        f"No {m} run with `--preset {preset} --seed {seed}` is in the cache: run `python code/labs/"
+        f"{METHODS[m]['lab']}.py --preset {preset}` first to fill its column (this lab never runs it)."
+        for m, r in runs.items() if r is None]
+    return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
 
 def beta_plot(sweep: list[dict], path) -> None:

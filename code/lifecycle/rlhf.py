@@ -10,6 +10,7 @@ import sys
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
+from trl import DPOTrainer
 
 from .cli import LabError
 from .tokenizer import CHAT_TEMPLATE, END, PAD, ROLES
@@ -127,3 +128,14 @@ def peak_rss_mib() -> float:
     """This process's peak resident memory so far (MiB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+class TokenizedDPOTrainer(DPOTrainer):
+    """TRL 1.12's DPOTrainer tokenizes every dataset it is given (`_prepare_dataset` has no already-tokenized
+    path, unlike SFTTrainer's). This one keeps a dataset that a DPOTrainer already tokenized (it has
+    `prompt_ids`, `chosen_ids`, `rejected_ids`), so a β sweep tokenizes its pairs once, not once per β."""
+
+    def _prepare_dataset(self, dataset, *args, **kwargs):
+        if "prompt_ids" in dataset.column_names:
+            return dataset
+        return super()._prepare_dataset(dataset, *args, **kwargs)

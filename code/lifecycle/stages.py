@@ -3,6 +3,7 @@
 So any lab runs alone on a fresh clone; the first one pays for pretraining, the rest reuse it.
 """
 
+import json
 import os
 import re
 import shutil
@@ -80,3 +81,13 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
 def base_model(preset: str, seed: int = 0) -> Path:
     """The pretrained base model (a `save_pretrained` folder) for an offline preset."""
     return ensure_stage("pretrain", preset, seed) / "model"
+
+
+def cached_results(lab: str, preset: str, seed: int = 0) -> dict | None:
+    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for this
+    preset and seed; else None. It never runs the lab: a table that compares labs shows what exists."""
+    path = stage_path(lab, preset, seed)
+    if not (path / "metrics.json").exists():
+        return None
+    extra = path / "memory.json"
+    return json.loads((path / "metrics.json").read_text()) | (json.loads(extra.read_text()) if extra.exists() else {})
