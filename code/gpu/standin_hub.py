@@ -73,6 +73,7 @@ def tokenizer(seed: int = 0):
     return tok
 
 
+# --8<-- [start:layout]
 def save_gpt2(home: Path, flavour: str, revision: str, seed: int = 0) -> None:
     """Tokenizer and random weights under the id `gpt2`, in the hub cache layout."""
     import torch
@@ -107,6 +108,7 @@ def save_dataset(home: Path, repo: str, config: str, splits: dict[str, list[dict
         info.add(SplitInfo(name=split, num_bytes=size, num_examples=n, dataset_name=snake))
     DatasetInfo(features=features, dataset_name=snake, config_name=config, splits=info,
                 version="0.0.0").write_to_directory(str(folder))
+# --8<-- [end:layout]
 
 
 # --- the datasets' rows, from the world --------------------------------------------------------------

@@ -27,6 +27,7 @@ def device_name(cpu: bool = False) -> str:
     return f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}-core CPU"
 
 
+# --8<-- [start:measured_on]
 def measured_on(precision: str | None = None, cpu: bool = False) -> str:
     """The label for results: device and precision, e.g. '2-core CPU, fp32' or '1× NVIDIA H200, bf16 autocast'.
 
@@ -34,6 +35,7 @@ def measured_on(precision: str | None = None, cpu: bool = False) -> str:
     if precision is None:
         precision = "bf16 autocast" if bf16() and not cpu else "fp32"
     return f"{device_name(cpu)}, {precision}"
+# --8<-- [end:measured_on]
 
 
 def caption(precision: str | None = None, cpu: bool = False) -> str:
