@@ -1,7 +1,7 @@
 """Regression tests for what a GPU session met (issue #12), and the GPU check's own parts.
 
 The lab runs are the ones test_gpu_presets_*.py make (cached per code fingerprint, built once under a lock),
-so these tests add little: about 10 CPU seconds for importing every lab and one memory run through check.sh.
+so these tests add little: about 15 CPU seconds, for importing every lab and one memory run through check.sh.
 """
 
 import importlib.util

@@ -2,7 +2,7 @@
 
 The other half is in test_gpu_presets_2.py, so that make test's two workers share the labs (see presets.py).
 Each run passes only step and size overrides (code/gpu/check.py), and is cached per code fingerprint.
-Cost: about 45 CPU seconds when nothing is cached.
+Cost: about 65 CPU seconds when nothing is cached (curation, memory, pretrain, sft, dpo, ppo).
 """
 
 import pytest
