@@ -23,6 +23,7 @@ larger. The build is cached under `$LIFECYCLE_CACHE`, keyed by a fingerprint of 
 """
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -211,18 +212,16 @@ def build(flavour: str = "tiny", seed: int = 0) -> Path:
         raise ValueError(f"unknown flavour {flavour!r}; choose from {', '.join(SHAPES)}")
     key = fingerprint(Path(__file__), *(PACKAGE / "world").glob("*.py"), extra=f"{flavour}/{seed}")
     home = cache_dir() / f"standin-hub-{flavour}-s{seed}-{key}"
-    if (home / "done").exists():
-        return home
-    tmp = home.with_name(f"{home.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    revision = hashlib.sha1(home.name.encode()).hexdigest()  # 40 hex digits, like a commit
-    save_gpt2(tmp, flavour, revision, seed)
-    save_datasets(tmp, revision, seed)
-    (tmp / "done").write_text(revision)
-    try:
-        tmp.rename(home)
-    except OSError:  # another process finished the same build first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open(home.with_name(f"{home.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test workers: one builds, the other waits and reuses it
+        if not (home / "done").exists():
+            tmp = home.with_name(f"{home.name}.tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            revision = hashlib.sha1(home.name.encode()).hexdigest()  # 40 hex digits, like a commit
+            save_gpt2(tmp, flavour, revision, seed)
+            save_datasets(tmp, revision, seed)
+            (tmp / "done").write_text(revision)
+            tmp.rename(home)
     return home
 
 
