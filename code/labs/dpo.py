@@ -25,11 +25,11 @@ from trl import DPOConfig
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
-from lifecycle.device import caption, measured_on
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, pair_dataset, pairs_from_file, param_bytes,
-                            peak_rss_mib, ready_tokenizer)
+from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, machinery_table, pair_dataset,
+                            pairs_from_file, param_bytes, peak_rss_mib, ready_tokenizer)
 from lifecycle.stages import cached_results, stage_model
 from lifecycle.world import TASKS, examples, pairs
 
@@ -216,35 +216,6 @@ def main(argv=None):
     runs = {"PPO": cached_results("ppo", args.preset, args.seed), "DPO": metrics | {"peak_rss_mib": peak_rss_mib()}}
     (args.output_dir / "machinery.md").write_text(machinery_table(runs, args.preset, args.seed))
     return metrics
-
-
-METHODS = {  # by construction: what each method holds and runs while it trains
-    "PPO": dict(lab="ppo", models="4: policy, reference, reward, value",
-                reward="trained first (reward lab), queried on every reply", value="trained alongside the policy"),
-    "DPO": dict(lab="dpo", models="2: policy, reference", reward="none: the reward is implicit", value="none"),
-}
-
-
-def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str:
-    """One column per method, measured cells from `runs` (a lab's metrics, or None when no run with this
-    preset and seed exists: its cells say so, and a note says how to add it)."""
-    mib = lambda b: f"{b / 2**20:.1f} MiB"
-    measured = [("parameter memory of those models", lambda r: mib(r["param_bytes_held"])),
-                ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
-                ("peak process memory (RSS)", lambda r: f"{r['peak_rss_mib']:.0f} MiB"),
-                ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
-    rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:2]]
-    rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[2:]]
-    head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
-    lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
-    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
-    notes = [f"Measured on {measured_on()}."] + [
-        f"No {m} run with `--preset {preset} --seed {seed}` is in the cache: run `python code/labs/"
-        f"{METHODS[m]['lab']}.py --preset {preset}` first to fill its column (this lab never runs it)."
-        for m, r in runs.items() if r is None]
-    return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
 
 def beta_plot(sweep: list[dict], path) -> None:

@@ -46,13 +46,14 @@ def test_dpo_runs_no_other_lab(gpu_check):
 
 def test_dpo_machinery_table_uses_only_existing_results():
     """The table is fed whatever results exist; a missing PPO run is a column that says so, never a run."""
-    dpo = lab_module("dpo")
+    from lifecycle.rlhf import machinery_table
+
     ppo = json.loads((ROOT / "snippets" / "results" / "ppo.json").read_text()) | {"peak_rss_mib": 900.0}
     mine = json.loads((ROOT / "snippets" / "results" / "dpo.json").read_text()) | {"peak_rss_mib": 800.0}
-    missing = dpo.machinery_table({"PPO": None, "DPO": mine}, "gpu", 0)
+    missing = machinery_table({"PPO": None, "DPO": mine}, "gpu", 0)
     assert "No PPO run with `--preset gpu --seed 0` is in the cache" in missing
     assert missing.count("no run yet") == 4  # the four measured rows of the PPO column
-    present = dpo.machinery_table({"PPO": ppo, "DPO": mine}, "lesson", 0)
+    present = machinery_table({"PPO": ppo, "DPO": mine}, "lesson", 0)
     assert "no run yet" not in present and f"{ppo['replies_sampled_per_run']:,}" in present
 
 
