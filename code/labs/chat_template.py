@@ -16,6 +16,7 @@ from transformers import set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, parse, run, write_metrics
+from lifecycle.device import caption
 from lifecycle.evaluation import complete, score
 from lifecycle.models import load
 from lifecycle.stages import stage_model
@@ -62,7 +63,7 @@ def write_report(args, results: dict, samples: dict) -> None:
     (args.output_dir / "results.md").write_text(report.records(
         [{"template": name, **r} for name, r in results.items()],
         [("template", "prompt wrapping", ""), ("format_rate", "format rate", ".0%"), ("task_accuracy", "task accuracy", ".0%")],
-    ).replace("| ---: |", "| --- |", 1))
+    ).replace("| ---: |", "| --- |", 1) + caption("fp32"))
     lines = ["| prompt wrapping | what the model sees | its reply |", "| --- | --- | --- |"]
     lines += [f"| {name} | {report.cell(p, 60)} | {report.cell(r, 60)} |" for name, (p, r) in samples.items()]
     (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
@@ -90,6 +91,7 @@ def main(argv=None):
         replies = complete(model, tokenizer, prompts, args.max_new_tokens)  # greedy: same model, same questions
         results[name] = score(replies, test)
         samples[name] = (prompts[0], replies[0])
+        print(f"{name}: format rate {results[name]['format_rate']:.0%} on {len(test)} questions", flush=True)
     # --8<-- [end:measure]
 
     key = {"right": "right_template", "no template": "no_template", "wrong markers": "wrong_template",

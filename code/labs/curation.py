@@ -28,6 +28,7 @@ from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.curation import (Config, cpu_seconds, curate, hub_corpus, mixture, read_jsonl, rule_report, rules,
                                 score_stages, stage_inputs, write_removed)
+from lifecycle.device import measured_on
 from lifecycle.evaluation import choice_accuracy, perplexity
 from lifecycle.models import build_model, load
 from lifecycle.tokenizer import load_tokenizer
@@ -208,6 +209,7 @@ def write_report(args, m: dict, counts: list[int], logs: list[dict], examples: l
             ("quiz accuracy, curated-trained model, leaked items", m["eval_score_clean_on_leaked_items"], ".2f"),
             ("quiz accuracy, curated-trained model, fresh items", m["eval_score_clean_on_fresh_items"], ".2f"),
         ]
+    rows.append(("measured on", measured_on(), ""))
     (args.output_dir / "results.md").write_text(report.table(rows))
 
 

@@ -8,9 +8,10 @@
 TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = correct, concise, polite;
 rejected = wrong, and rude or rambling), once per β. Each run reports the implicit-reward accuracy on
 held-out pairs and the KL to the reference on held-out prompts. A from-scratch DPO loss (the `loss`
-section) is checked against TRL's in the tests. The "what machinery disappears" table compares this lab's
-measured memory with the PPO lab's. Writes `metrics.json`, `beta.png`, `results.md`, `machinery.md` and
-`memory.json` (peak RSS, which differs between runs).
+section) is checked against TRL's in the tests. The pairs are tokenized once and reused for every β. The
+"what machinery disappears" table compares this lab's measured memory with the PPO lab's, when a PPO run with
+the same preset and seed is already in the cache (this lab never runs PPO). Writes `metrics.json`,
+`beta.png`, `results.md`, `machinery.md` and `memory.json` (peak RSS, which differs between runs).
 """
 
 import json
@@ -20,15 +21,17 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from transformers import set_seed
-from trl import DPOConfig, DPOTrainer
+from trl import DPOConfig
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
 from lifecycle.data import fit_splits, read_pairs
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import hub_pairs, kl_to_reference, pair_dataset, param_bytes, preference_accuracy, split_heldout
-from lifecycle.stages import ensure_stage, stage_model
+from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, machinery_table, pair_dataset, param_bytes,
+                            preference_accuracy, split_heldout)
+from lifecycle.stages import cached_results, stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, examples, pairs
@@ -112,8 +115,8 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
         max_length=args.max_length,
         logging_steps=max(1, max_steps // 20),
     )
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=pair_dataset(train),
-                         eval_dataset=pair_dataset(heldout), processing_class=tokenizer)
+    trainer = TokenizedDPOTrainer(model=policy, ref_model=ref, args=config, train_dataset=train,  # (4)!
+                                  eval_dataset=heldout, processing_class=tokenizer)
     return trainer, policy, ref, tokenizer
 # --8<-- [end:trainer]
 
@@ -136,22 +139,6 @@ def betas_of(args) -> list[float]:
     return sorted(values)
 
 
-def machinery_table(ppo: dict, dpo: dict) -> str:
-    """PPO vs DPO, from the two labs' measured metrics."""
-    mib = lambda b: f"{b / 2**20:.1f} MiB"
-    rows = [
-        ("models in memory", "4: policy, reference, reward, value", "2: policy, reference"),
-        ("parameter memory of those models", mib(ppo["param_bytes_held"]), mib(dpo["param_bytes_held"])),
-        ("replies sampled during training (per run)", f"{ppo['replies_sampled_per_run']:,}", "0"),
-        ("reward model", "trained first (reward lab), queried on every reply", "none: the reward is implicit"),
-        ("value model (critic)", "trained alongside the policy", "none"),
-        ("peak process memory (RSS)", f"{ppo['peak_rss_mib']:.0f} MiB", f"{dpo['peak_rss_mib']:.0f} MiB"),
-        ("wall time of the lab (2-core CPU)", f"{ppo['wall_seconds']:.0f} s", f"{dpo['wall_seconds']:.0f} s"),
-    ]
-    lines = ["| | PPO (ppo lab) | DPO (this lab) |", "| --- | --- | --- |"]
-    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
-
-
 def beta_plot(sweep: list[dict], path) -> None:
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
     b = [r["beta"] for r in sweep]
@@ -170,7 +157,7 @@ def beta_plot(sweep: list[dict], path) -> None:
 
 
 def write_report(args, metrics: dict, sweep: list[dict]) -> None:
-    """`results.md`, `beta.png`, and `machinery.md` (this lab against the PPO lab's measured run)."""
+    """`results.md`, `beta.png`, and `machinery.md` (this lab against the PPO lab's run, if one is cached)."""
     beta_plot(sweep, args.output_dir / "beta.png")
     (args.output_dir / "results.md").write_text(report.table([
         ("training pairs", metrics["train_pairs"], ","),
@@ -183,11 +170,10 @@ def write_report(args, metrics: dict, sweep: list[dict]) -> None:
         ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
         ("preference_accuracy", "held-out accuracy", ".1%"),
         ("reward_margin", "margin r_w − r_l", ".2f"),
-    ]))
-    ppo_dir = ensure_stage("ppo", args.preset, args.seed)
-    ppo = json.loads((ppo_dir / "metrics.json").read_text()) | json.loads((ppo_dir / "memory.json").read_text())
-    dpo = metrics | json.loads((args.output_dir / "memory.json").read_text())
-    (args.output_dir / "machinery.md").write_text(machinery_table(ppo, dpo))
+    ]) + caption())
+    runs = {"PPO": cached_results("ppo", args.preset, args.seed),  # None unless a PPO run is cached: never run here
+            "DPO": metrics | json.loads((args.output_dir / "memory.json").read_text())}
+    (args.output_dir / "machinery.md").write_text(machinery_table(runs, args.preset, args.seed))
 
 
 def main(argv=None):
@@ -205,9 +191,11 @@ def main(argv=None):
 
     # --8<-- [start:sweep]
     sweep, main_run = [], {}
+    tokenized = pair_dataset(train), pair_dataset(heldout)
     for beta in betas:
         set_seed(args.seed)
-        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, train, heldout, args.max_steps)
+        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, *tokenized, args.max_steps)
+        tokenized = trainer.train_dataset, trainer.eval_dataset  # tokenized now: every later β reuses them
         if beta == args.beta:  # before training the policy IS the reference: every implicit reward is 0
             before = preference_accuracy(*implicit_rewards(trainer, policy, ref, beta))
         trainer.train()

@@ -23,6 +23,7 @@ from trl import SFTConfig, SFTTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts, complete, perplexity, score
 from lifecycle.models import load
 from lifecycle.stages import stage_model
@@ -34,7 +35,7 @@ from lifecycle.world.tasks import TASKS
 # --8<-- [start:args]
 @dataclass
 class Args(LabArgs):
-    positive = ("max_steps", "batch_size", "learning_rate", "eval_every", "max_new_tokens")
+    positive = ("max_steps", "batch_size", "learning_rate", "eval_every", "max_new_tokens", "eval_docs")
     model: str | None = field(default=None, metadata={"help": "An SFT model folder; default: the sft stage's model."})
     domain: str | None = field(default=None, metadata={"help": f"The task to fine-tune on, one of {', '.join(TASKS)}."})
     max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps for each run."})
@@ -43,15 +44,16 @@ class Args(LabArgs):
     replay_share: float | None = field(default=None, metadata={"help": "Share of general rows in the replay run."})
     eval_every: int | None = field(default=None, metadata={"help": "Steps between measurements."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
+    eval_docs: int | None = field(default=None, metadata={"help": "Held-out web documents for the general perplexity."})
 
 
 PRESETS = {
     "smoke": dict(domain="arithmetic", max_steps=80, batch_size=16, learning_rate=3e-3, replay_share=0.5,
-                  eval_every=40, max_new_tokens=16),
+                  eval_every=40, max_new_tokens=16, eval_docs=200),
     "lesson": dict(domain="arithmetic", max_steps=200, batch_size=16, learning_rate=1e-3, replay_share=0.5,
-                   eval_every=40, max_new_tokens=24),
+                   eval_every=40, max_new_tokens=24, eval_docs=200),
     "gpu": dict(domain="arithmetic", max_steps=600, batch_size=16, learning_rate=1e-4, replay_share=0.5,
-                eval_every=100, max_new_tokens=32),
+                eval_every=100, max_new_tokens=32, eval_docs=200),
 }
 # --8<-- [end:args]
 
@@ -96,7 +98,7 @@ class Probe(TrainerCallback):
         self.model, self.tok, self.run, self.every, self.new = model, tokenizer, run, args.eval_every, args.max_new_tokens
         self.domain = examples("test", (args.domain,), args.seed)
         self.others = examples("test", tuple(t for t in TASKS if t != args.domain), args.seed)
-        self.web = [d.text for d in web_corpus("val", n_docs=200, seed=args.seed)]
+        self.web = [d.text for d in web_corpus("val", n_docs=args.eval_docs, seed=args.seed)]
         self.block = min(128, model.config.n_positions)
         self.curve = []
 
@@ -163,7 +165,7 @@ def write_report(args, narrow: list[dict], replay: list[dict]) -> None:
     (args.output_dir / "results.md").write_text(report.records(table, [
         ("model", "model", ""), ("domain_perplexity", f"{args.domain} perplexity (replies)", ".2f"),
         ("general_perplexity", "general perplexity (web text)", ".2f"), ("other_task_accuracy", "other tasks' accuracy", ".0%"),
-    ]).replace("| ---: |", "| --- |", 1))
+    ]).replace("| ---: |", "| --- |", 1) + caption())
     curves_plot(narrow, replay, args, args.output_dir / "forgetting.png")
 
 

@@ -36,6 +36,7 @@ from transformers import GPT2LMHeadModel
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.parallel import (TP_PLAN, Record, bubble_theory, build, config_for, gpipe_timeline, max_diff,
                                 prepare_block, shapes_table)
 
@@ -317,7 +318,7 @@ def write_report(args, m: dict, bubble: list[dict]) -> None:
         (f"PP: max abs logit/grad difference ({m['pp_check_microbatches']} micro-batches)", m["pp_max_abs_diff"], ".1e"),
         ("FSDP: max abs grad difference vs one process", m["fsdp_max_abs_diff"], ".1e"),
         ("FSDP: share of parameter bytes on each rank", m["fsdp_param_bytes_rank_fraction"], ".3f"),
-        ("wall time (s, 2-core CPU)", m["wall_seconds"], ".0f"),
+        (f"wall time (s, {measured_on('fp32', cpu=True)})", m["wall_seconds"], ".0f"),
     ]))
 
 

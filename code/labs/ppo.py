@@ -24,6 +24,7 @@ from trl.experimental.ppo import PPOConfig, PPOTrainer  # noqa: E402
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
+from lifecycle.device import caption
 from lifecycle.evaluation import chat_prompts, complete, spread
 from lifecycle.models import load
 from lifecycle.rlhf import kl_to_reference, param_bytes, reward_scores
@@ -187,7 +188,7 @@ def write_report(args, metrics: dict, before: dict, curves: dict, learned, sampl
     ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward']:.2f}, gold score "
         f"{before['gold_score']:.0%}, replies with “{PROXY_KEYWORD}” {before['keyword_rate']:.0%}. Proxy reward, "
         f"gold score and keyword share: greedy replies to {len(learned)} training questions; KL: {metrics['kl_prompts']} "
-        f"held-out prompts.\n")
+        f"held-out prompts.\n" + caption())
     (args.output_dir / "samples.md").write_text(sample_table(learned, samples))
 
 

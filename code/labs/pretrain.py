@@ -17,6 +17,7 @@ from transformers import set_seed
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.device import measured_on
 from lifecycle.evaluation import perplexity
 from lifecycle.models import build_model, load
 from lifecycle.tokenizer import load_tokenizer
@@ -34,13 +35,13 @@ class Args(LabArgs):
     block_size: int | None = field(default=None, metadata={"help": "Tokens per block."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
     warmup_steps: int | None = field(default=None, metadata={"help": "Linear warmup before the cosine decay."})
-    train_docs: int | None = field(default=None, metadata={"help": "Web documents to train on."})
+    train_docs: int | None = field(default=None, metadata={"help": "Web documents to train on (offline presets)."})
 
 
 PRESETS = {
     "smoke": dict(model="smoke", max_steps=150, batch_size=8, block_size=64, learning_rate=3e-3, warmup_steps=15, train_docs=2000),
     "lesson": dict(model="lesson", max_steps=600, batch_size=16, block_size=128, learning_rate=2e-3, warmup_steps=60, train_docs=6000),
-    "gpu": dict(model="gpt2", max_steps=500, batch_size=8, block_size=512, learning_rate=5e-5, warmup_steps=50, train_docs=0),
+    "gpu": dict(model="gpt2", max_steps=500, batch_size=8, block_size=512, learning_rate=5e-5, warmup_steps=50),
 }
 # --8<-- [end:args]
 
@@ -71,7 +72,7 @@ def write_report(args, metrics: dict, history: list[dict]) -> None:
         ("training tokens", metrics["train_tokens"], ","),
         ("validation perplexity, untrained", metrics["val_perplexity_before"], ".1f"),
         ("validation perplexity, trained", metrics["val_perplexity_after"], ".2f"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+        (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
     ]))
 
 

@@ -21,6 +21,7 @@ from trl import RewardConfig, RewardTrainer
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, comma_list, parse, run, write_metrics
 from lifecycle.data import fit_splits, read_pairs
+from lifecycle.device import measured_on
 from lifecycle.models import load
 from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, preference_accuracy, split_heldout
 from lifecycle.stages import base_model
@@ -111,7 +112,7 @@ def write_report(args, metrics: dict, margins, proxy_margins) -> None:
         ("… even when the keyword reply is wrong", metrics["proxy_prefers_wrong_keyword_reply"], ".1%"),
         ("mean margin, proxy RM (logits)", metrics["proxy_mean_margin"], ".2f"),
         ("proxy RM accuracy on the correct pairs", metrics["proxy_accuracy_on_correct_pairs"], ".1%"),
-        ("wall time (s, 2-core CPU)", metrics["wall_seconds"], ".0f"),
+        (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
     ]))
 
 
@@ -128,7 +129,7 @@ def main(argv=None):
 
     # --8<-- [start:evaluate]
     trainer = train_reward_model(args, model_path, train, "correct")
-    rm, tokenizer = trainer.model, trainer.processing_class
+    rm, tokenizer, history = trainer.model, trainer.processing_class, trainer.state.log_history
     chosen, rejected = pair_scores(rm, tokenizer, heldout)  # questions the model never trained on
     margins = chosen - rejected
     proxy = train_reward_model(args, model_path, proxy_train, "proxy").model
@@ -152,7 +153,7 @@ def main(argv=None):
         "proxy_mean_margin": p_margins.mean().item(),
         "proxy_prefers_wrong_keyword_reply": preference_accuracy(p_chosen[wrong], p_rejected[wrong]) if wrong else 0.0,
         "proxy_accuracy_on_correct_pairs": preference_accuracy(g_chosen, g_rejected),
-        "final_train_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
+        "final_train_loss": ([h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]])[-1],
         "wall_seconds": time.perf_counter() - start,
     } | ({"pairs_in_file": in_file} if args.data else {})
     write_metrics(args.output_dir, metrics)

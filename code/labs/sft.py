@@ -24,6 +24,7 @@ from trl import SFTConfig, SFTTrainer
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
 from lifecycle.data import fit_chats_at, hub_chats, read_chats
+from lifecycle.device import measured_on
 from lifecycle.evaluation import chat_prompts, complete, score
 from lifecycle.models import load
 from lifecycle.stages import base_model
@@ -179,7 +180,7 @@ def write_report(args, m: dict, history: list[dict], test, before: list[str], af
             (f"task accuracy, {m['train_rows']} clean rows", m["task_accuracy_clean_small"], ".0%"),
             (f"task accuracy, {m['noisy_rows']} rows, {args.noise_share:.0%} wrong", m["task_accuracy_noisy_large"], ".0%"),
         ]
-    rows += [("held-out questions", len(test), ""), ("wall time (s, 2-core CPU)", m["wall_seconds"], ".0f")]
+    rows += [("held-out questions", len(test), ""), (f"wall time (s, {measured_on()})", m["wall_seconds"], ".0f")]
     (args.output_dir / "results.md").write_text(report.table(rows))
 
 

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from .cli import LabError
+from .device import device
 
 # --8<-- [start:sizes]
 SIZES = {
@@ -37,8 +38,9 @@ def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
     """Load a model and its tokenizer: a local folder, or a Hub id such as `gpt2` when online.
 
     `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs "left");
-    our own calls pass it per call instead. Offline, an id that is not a local folder fails with one line
-    that names the offline presets.
+    our own calls pass it per call instead. The model goes to the GPU when there is one, so what runs
+    outside a Trainer (generation, perplexity, reward scores) runs there too. Offline, an id that is not a
+    local folder fails with one line that names the offline presets.
     """
     cls = {"causal": AutoModelForCausalLM, "reward": AutoModelForSequenceClassification}[head]
     kwargs = {"num_labels": 1} if head == "reward" else {}
@@ -52,4 +54,4 @@ def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
             f"model {name_or_path!r} is not a local folder and could not be fetched from the Hub "
             "(offline?); run offline with --preset lesson or --preset smoke"
         ) from None
-    return model, tokenizer
+    return model.to(device()), tokenizer

@@ -1,5 +1,6 @@
 """What the preference labs (reward model, PPO, DPO) share: pair data and its hold-out split, reward
-scores, KL to the reference, and the parameter memory a run holds.
+scores and the one tie rule for preference accuracy, KL to the reference, the parameter memory a run
+holds, a DPOTrainer that tokenizes its pairs once, and the table of the machinery each method needs.
 
 The same functions run on the tiny offline models and on the real `gpt2` (`gpu` presets).
 """
@@ -7,9 +8,11 @@ The same functions run on the tiny offline models and on the real `gpt2` (`gpu` 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
+from trl import DPOTrainer
 
 from .cli import LabError
 from .data import pair_text
+from .device import measured_on
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -97,3 +100,44 @@ def param_bytes(*models) -> int:
         for p in m.parameters():
             seen[p.data_ptr()] = p.numel() * p.element_size()
     return sum(seen.values())
+
+
+class TokenizedDPOTrainer(DPOTrainer):
+    """TRL 1.12's DPOTrainer tokenizes every dataset it is given (`_prepare_dataset` has no already-tokenized
+    path, unlike SFTTrainer's). This one keeps a dataset that a DPOTrainer already tokenized (it has
+    `prompt_ids`, `chosen_ids`, `rejected_ids`), so a β sweep tokenizes its pairs once, not once per β."""
+
+    def _prepare_dataset(self, dataset, *args, **kwargs):
+        if "prompt_ids" in dataset.column_names:
+            return dataset
+        return super()._prepare_dataset(dataset, *args, **kwargs)
+
+
+METHODS = {  # by construction: what each method holds and runs while it trains
+    "PPO": dict(lab="ppo", models="4: policy, reference, reward, value",
+                reward="trained first (reward lab), queried on every reply", value="trained alongside the policy"),
+    "DPO": dict(lab="dpo", models="2: policy, reference", reward="none: the reward is implicit", value="none"),
+}
+
+
+def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str:
+    """What machinery each method needs, one column per method (in the order of `runs`). Measured cells come
+    from `runs`: a lab's metrics (plus `peak_rss_mib`), or None when no run with this preset and seed exists;
+    then its cells say so, and a note says how to fill them. Nothing here runs a lab."""
+    mib = lambda b: f"{b / 2**20:.1f} MiB"
+    measured = [("parameter memory of those models", lambda r: mib(r["param_bytes_held"])),
+                ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
+                ("peak process memory (RSS)", lambda r: f"{r['peak_rss_mib']:.0f} MiB"),
+                ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
+    rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:2]]
+    rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[2:]]
+    head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
+    lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    notes = [f"Measured on {measured_on()}."] + [
+        f"No {m} run with `--preset {preset} --seed {seed}` is in the cache: run `python code/labs/"
+        f"{METHODS[m]['lab']}.py --preset {preset}` first to fill its column (no lab runs another to fill this table)."
+        for m, r in runs.items() if r is None]
+    return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"

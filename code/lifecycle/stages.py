@@ -9,6 +9,7 @@ This module imports only the standard library at load time, so the site build ca
 """
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -39,7 +40,7 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
     "forgetting": Stage("Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)),
     "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
     "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
-    "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft", "ppo")),
+    "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
     "parallelism": Stage("Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"),
     "mechanics": Stage("Mechanics", "warmup, precision, accumulation, checkpointing and resume"),
@@ -128,3 +129,13 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
 def base_model(preset: str, seed: int = 0) -> Path:
     """The pretrained base model (a `save_pretrained` folder) for an offline preset."""
     return ensure_stage("pretrain", preset, seed) / "model"
+
+
+def cached_results(lab: str, preset: str, seed: int = 0) -> dict | None:
+    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for this
+    preset and seed; else None. It never runs the lab: a table that compares labs shows what exists."""
+    path = stage_path(lab, preset, seed)
+    if not (path / "metrics.json").exists():
+        return None
+    extra = path / "memory.json"
+    return json.loads((path / "metrics.json").read_text()) | (json.loads(extra.read_text()) if extra.exists() else {})
