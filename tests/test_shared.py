@@ -1,5 +1,5 @@
 """The helpers every lab shares: trainer defaults that really override TRL's, flag lists, the hold-out
-split, table cells, and readying a Hub tokenizer. Cost: about 5 s (importing TRL's configs)."""
+split, table cells, a process's own peak RSS, and readying a Hub tokenizer. Cost: about 6 s (importing TRL's configs)."""
 
 import os
 
@@ -48,6 +48,22 @@ def test_split_heldout_keeps_one_in_five():
     assert split_heldout(rows[:2], "p") == (rows[1:2], rows[:1])  # at least one on each side
     with pytest.raises(LabError, match=r"^pairs.jsonl: need at least 2 pairs"):
         split_heldout(rows[:1], "pairs.jsonl")
+
+
+def test_peak_rss_is_the_process_own_not_its_parents():
+    """A lab started by a large process (a test worker) reports its own peak: Linux keeps getrusage's
+    ru_maxrss across fork and exec (measured here: the child of a process holding 600 MiB read 613 MiB
+    from ru_maxrss, 13 MiB from VmHWM).
+    Cost: about 1 s (a child process that imports lifecycle.cli)."""
+    import subprocess
+    import sys
+
+    held = bytearray(512 * 2**20)
+    held[:: 4096] = b"\1" * len(held[:: 4096])  # touch every page: resident, not just reserved
+    code = "from lifecycle.cli import peak_rss_mib; print(peak_rss_mib())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 10 < child < 400, child  # the child's own imports, far below the 512 MiB its parent holds
+    del held
 
 
 def test_cell_shows_special_tokens_and_cuts():

@@ -97,7 +97,18 @@ def write_metrics(out: Path, metrics: dict) -> Path:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (MiB)."""
+    """This process's peak resident memory so far (MiB): `VmHWM` from /proc/self/status on Linux.
+
+    Not getrusage's `ru_maxrss` there: Linux keeps it across fork and exec, so a lab started by a large
+    process (a test worker, a notebook kernel) would report its parent's peak. Elsewhere (macOS), it is
+    `ru_maxrss` (bytes on macOS, KiB on other systems)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:  # no /proc: not Linux
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
