@@ -20,6 +20,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments, default_data_collator
 
 from .cli import LabError
+from .device import bf16, device
 
 
 # --8<-- [start:defaults]
@@ -33,13 +34,12 @@ def trainer_defaults(output_dir, seed: int, **overrides) -> dict:
       to save, so it would only cost time;
     - the run's seed; data loaded in the main process (worker processes only cost start-up time).
     """
-    cuda = torch.cuda.is_available()
     return dict(
         output_dir=str(output_dir),
         save_strategy="no",
         report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=device().type == "cpu",
+        bf16=bf16(),  # the precision lifecycle.device's `measured_on` reports
         activation_checkpointing=False,
         seed=seed,
         dataloader_num_workers=0,
