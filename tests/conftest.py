@@ -49,7 +49,11 @@ def comparable(metrics: dict, noisy: tuple[str, ...] = ()) -> dict:
     `_per_second`), the fixture's own `_dir`, and the `noisy` keys a lab derives from timings."""
     from lifecycle.cli import TIMING_SUFFIXES
 
-    return {k: v for k, v in metrics.items() if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_") and k not in noisy}
+    return {
+        k: v
+        for k, v in metrics.items()
+        if not k.endswith(TIMING_SUFFIXES) and not k.startswith("_") and k not in noisy
+    }
 
 
 _runs: dict[tuple[str, str], dict] = {}
@@ -63,7 +67,9 @@ def lab_metrics():
     def get(lab: str, preset: str = "smoke") -> dict:
         if (lab, preset) not in _runs:
             out = ensure_stage(lab, preset)
-            _runs[lab, preset] = json.loads((out / "metrics.json").read_text()) | {"_dir": str(out)}
+            _runs[lab, preset] = json.loads((out / "metrics.json").read_text()) | {
+                "_dir": str(out)
+            }
         return _runs[lab, preset]
 
     return get

@@ -16,22 +16,36 @@ import pytest
 
 
 def _cpu_seconds() -> float:
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("cputime")
-    group.addoption("--cpu-durations", type=int, default=0, metavar="N",
-                    help="show the N tests that cost the most CPU seconds (0: off)")
-    group.addoption("--cpu-report", default=None, metavar="PATH", help="write every test's CPU seconds as JSON")
+    group.addoption(
+        "--cpu-durations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="show the N tests that cost the most CPU seconds (0: off)",
+    )
+    group.addoption(
+        "--cpu-report", default=None, metavar="PATH", help="write every test's CPU seconds as JSON"
+    )
 
 
 def _measure(item, phase):
     start = _cpu_seconds()
     yield
-    item.user_properties.append(("cpu_seconds", (phase, _cpu_seconds() - start,
-                                                 os.environ.get("PYTEST_XDIST_WORKER", "main"))))
+    item.user_properties.append(
+        (
+            "cpu_seconds",
+            (phase, _cpu_seconds() - start, os.environ.get("PYTEST_XDIST_WORKER", "main")),
+        )
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -55,7 +69,9 @@ _workers: dict[str, float] = defaultdict(float)
 
 def pytest_runtest_logreport(report):
     for name, value in report.user_properties:
-        if name == "cpu_seconds" and value[0] == report.when:  # each phase's report carries the earlier ones
+        if (
+            name == "cpu_seconds" and value[0] == report.when
+        ):  # each phase's report carries the earlier ones
             phase, seconds, worker = value
             _costs[report.nodeid][phase] += seconds
             _workers[worker] += seconds
@@ -69,9 +85,13 @@ def pytest_terminal_summary(terminalreporter, config):
     if not n or not _costs:
         return
     total = {test: sum(phases.values()) for test, phases in _costs.items()}
-    terminalreporter.section(f"costliest {n} tests in CPU seconds (this process + waited-for subprocesses)")
+    terminalreporter.section(
+        f"costliest {n} tests in CPU seconds (this process + waited-for subprocesses)"
+    )
     for test in sorted(total, key=total.get, reverse=True)[:n]:
         phases = ", ".join(f"{p} {s:.1f}" for p, s in _costs[test].items() if s >= 0.05)
         terminalreporter.write_line(f"{total[test]:7.1f} s  {test}  ({phases})")
     workers = ", ".join(f"{w} {s:.0f} s" for w, s in sorted(_workers.items()))
-    terminalreporter.write_line(f"all {len(total)} tests: {sum(total.values()):.0f} CPU s; by worker: {workers}")
+    terminalreporter.write_line(
+        f"all {len(total)} tests: {sum(total.values()):.0f} CPU s; by worker: {workers}"
+    )

@@ -15,4 +15,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         block = getattr(item, "obj", None)
         if type(block).__name__ == "CodeBlock" and INCLUDE.search(block.code):
-            item.add_marker(pytest.mark.skip(reason="includes a file that its own test runs whole"))
+            item.add_marker(
+                pytest.mark.skip(reason="includes a file that its own test runs whole")
+            )

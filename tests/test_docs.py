@@ -13,7 +13,10 @@ from conftest import ROOT
 DOCS = ROOT / "docs"
 CODE = ROOT / "code"
 RUNNABLE = {"python", "bash", "sh"}
-NOT_CODE = {"mermaid", "text"}  # diagrams (drawn in the browser) and plain text such as command synopses
+NOT_CODE = {
+    "mermaid",
+    "text",
+}  # diagrams (drawn in the browser) and plain text such as command synopses
 FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
 SKIP = re.compile(r"<!--\s*pytest\.mark\.skip(if)?\((.*)\)\s*-->")
 INCLUDE = re.compile(r'--8<--\s+"([^"]+)"')
@@ -52,7 +55,9 @@ def test_every_fence_runs_or_says_why_not():
             includes = INCLUDE.search(body)
             if label.strip() != label or (label and label not in RUNNABLE | NOT_CODE):
                 if not (includes and label.split()[0] in ("python", "yaml", "toml", "json")):
-                    problems.append(f"{where}: fence label {label!r} runs nowhere (use bare python/bash)")
+                    problems.append(
+                        f"{where}: fence label {label!r} runs nowhere (use bare python/bash)"
+                    )
                 continue
             if not label:
                 problems.append(f"{where}: unlabelled fence")
@@ -75,9 +80,13 @@ def included():
 def code_files():
     """Every file a reader runs or configures; the data the site build reads (code/site/data) is not code."""
     return sorted(
-        p for p in CODE.rglob("*")
-        if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".sh", ".json"}
-        and p.name != "__init__.py" and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+        p
+        for p in CODE.rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".yaml", ".yml", ".sh", ".json"}
+        and p.name != "__init__.py"
+        and "__pycache__" not in p.parts
+        and ".egg-info" not in str(p)
         and CODE / "site" / "data" not in p.parents
     )
 
@@ -100,7 +109,9 @@ def test_site_builds_strict_and_fast(tmp_path):
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - start
     print(f"mkdocs build --strict: {seconds:.1f} s")

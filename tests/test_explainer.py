@@ -47,8 +47,12 @@ class _Ids(HTMLParser):
 def site_ids(tmp_path_factory) -> dict[str, set[str]]:
     """Element ids of every built page, keyed by its source path under docs/ (e.g. explainer/3-sft.md)."""
     out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-                          cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     ids = {}
     for md in DOCS.rglob("*.md"):
@@ -76,8 +80,12 @@ def test_anchor_data_covers_the_card_exactly():
 
 
 def test_every_concept_has_a_heading_on_the_site(site_ids):
-    missing = [f"{c} -> {t}" for c, v in ANCHORS["concept_anchors"].items() for t in targets(v)
-               if not resolves(t, site_ids)]
+    missing = [
+        f"{c} -> {t}"
+        for c, v in ANCHORS["concept_anchors"].items()
+        for t in targets(v)
+        if not resolves(t, site_ids)
+    ]
     assert not missing, "\n".join(missing)
 
 
@@ -94,7 +102,9 @@ def section_text(target: str) -> str:
     page, _, anchor = target.partition("#")
     lines = (DOCS / page).read_text().splitlines()
     in_fence, level_of = False, {}
-    for i, line in enumerate(lines):  # heading levels, outside code fences (a `# comment` is no heading)
+    for i, line in enumerate(
+        lines
+    ):  # heading levels, outside code fences (a `# comment` is no heading)
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
         elif not in_fence and line.startswith("#"):
@@ -106,7 +116,9 @@ def section_text(target: str) -> str:
 
 def test_each_trap_has_its_admonition_in_its_section():
     for trap, target in ANCHORS["trap_anchors"].items():
-        assert '!!! warning "Trap:' in section_text(target), f"no Trap admonition for {trap!r} in {target}"
+        assert '!!! warning "Trap:' in section_text(target), (
+            f"no Trap admonition for {trap!r} in {target}"
+        )
     found = sum(p.read_text().count('!!! warning "Trap:') for p in PAGES)
     assert found == len(CARD["traps"])
 
@@ -120,9 +132,14 @@ def test_section_page_has_eli5_recaps_and_computed_code(page):
     assert recaps, "no recap box"
     for box in recaps:
         items = [line for line in box.splitlines() if line.startswith("    - ")]
-        assert 3 <= len(items) <= 5 and len(box.splitlines()) <= 6, f"a recap box has {len(items)} lines:\n{box}"
-    runnable = [body for label, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
-                if label == "python" and "--8<--" not in body]
+        assert 3 <= len(items) <= 5 and len(box.splitlines()) <= 6, (
+            f"a recap box has {len(items)} lines:\n{box}"
+        )
+    runnable = [
+        body
+        for label, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+        if label == "python" and "--8<--" not in body
+    ]
     assert runnable and all("print(" in body or "assert " in body for body in runnable)
     if not page.stem.startswith("6-"):
         assert "](../labs/" in text, "a section links to the lab that shows it"
@@ -139,8 +156,10 @@ def test_recap_page_has_models_traps_and_every_concept():
     for concept, value in ANCHORS["concept_anchors"].items():
         for target in targets(value):
             assert f"]({target})" in recap, f"the recap has no line linking {target} ({concept})"
-    assert "{#prerequisites-and-connections}" in recap and "recap.md#prerequisites-and-connections" in (
-        DOCS / "index.md").read_text()
+    assert (
+        "{#prerequisites-and-connections}" in recap
+        and "recap.md#prerequisites-and-connections" in (DOCS / "index.md").read_text()
+    )
 
 
 def test_at_a_glance_has_every_stage_and_column():

@@ -34,5 +34,7 @@ def test_lab_has_lesson_test_and_page(lab):
 @pytest.mark.parametrize("lab", LAB_NAMES)
 def test_lab_has_docstring_command(lab):
     source = (LABS / f"{lab}.py").read_text()
-    assert f"python code/labs/{lab}.py" in source.split('"""')[1], "docstring must show the exact command"
+    assert f"python code/labs/{lab}.py" in source.split('"""')[1], (
+        "docstring must show the exact command"
+    )
     assert 'if __name__ == "__main__":' in source

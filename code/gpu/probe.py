@@ -27,8 +27,14 @@ def batch_tokens(inputs: dict) -> int:
     `prompt_ids`/`completion_ids` under `prompt_mask`/`completion_mask`."""
     total = 0
     for key, ids in inputs.items():
-        if hasattr(ids, "numel") and (key.endswith("input_ids") or key in ("prompt_ids", "completion_ids")):
-            mask_key = key.replace("input_ids", "attention_mask") if key.endswith("input_ids") else key[:-4] + "_mask"
+        if hasattr(ids, "numel") and (
+            key.endswith("input_ids") or key in ("prompt_ids", "completion_ids")
+        ):
+            mask_key = (
+                key.replace("input_ids", "attention_mask")
+                if key.endswith("input_ids")
+                else key[:-4] + "_mask"
+            )
             mask = inputs.get(mask_key)
             total += int(mask.sum()) if mask is not None else ids.numel()
     return total
@@ -51,6 +57,8 @@ def patch_trainer() -> None:
             counts["train_seconds"] += time.perf_counter() - start
 
     Trainer.training_step, Trainer.train = training_step, timed_train
+
+
 # --8<-- [end:tokens]
 
 

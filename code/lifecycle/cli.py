@@ -26,12 +26,19 @@ class LabError(Exception):
 
 @dataclass
 class LabArgs:
-    output_dir: str = field(metadata={"help": "Folder for metrics.json, plots and the saved model."})
+    output_dir: str = field(
+        metadata={"help": "Folder for metrics.json, plots and the saved model."}
+    )
     preset: str = field(
         default="lesson",
-        metadata={"choices": list(PRESETS), "help": "smoke: seconds; lesson: CPU minutes; gpu: real gpt2."},
+        metadata={
+            "choices": list(PRESETS),
+            "help": "smoke: seconds; lesson: CPU minutes; gpu: real gpt2.",
+        },
     )
-    seed: int = field(default=0, metadata={"help": "Seeds the world, the model init and the data order."})
+    seed: int = field(
+        default=0, metadata={"help": "Seeds the world, the model init and the data order."}
+    )
 
 
 class _Parser(HfArgumentParser):
@@ -63,7 +70,9 @@ def comma_list(flag: str, text: str, kind: type = str, choices=None) -> list:
         raise LabError(f"--{flag} must be comma-separated {what}, got {text!r}") from None
     unknown = [str(v) for v in values if choices is not None and v not in choices]
     if unknown:
-        raise LabError(f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(map(str, choices))}")
+        raise LabError(
+            f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(map(str, choices))}"
+        )
     return values
 
 

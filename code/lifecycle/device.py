@@ -35,6 +35,8 @@ def measured_on(precision: str | None = None, cpu: bool = False) -> str:
     if precision is None:
         precision = "bf16 autocast" if bf16() and not cpu else "fp32"
     return f"{device_name(cpu)}, {precision}"
+
+
 # --8<-- [end:measured_on]
 
 

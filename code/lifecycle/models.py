@@ -7,7 +7,13 @@ Every model the labs make is saved with `save_pretrained` (safetensors) and load
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
 from .cli import LabError
 from .device import device
@@ -15,8 +21,12 @@ from .device import device
 # --8<-- [start:sizes]
 SIZES = {
     "smoke": dict(n_layer=2, n_head=2, n_embd=64, n_positions=128),  # seconds on a CPU
-    "lesson": dict(n_layer=4, n_head=4, n_embd=128, n_positions=256),  # learns the world in CPU minutes
-    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),  # the real GPT-2 small shape
+    "lesson": dict(
+        n_layer=4, n_head=4, n_embd=128, n_positions=256
+    ),  # learns the world in CPU minutes
+    "gpt2": dict(
+        n_layer=12, n_head=12, n_embd=768, n_positions=1024
+    ),  # the real GPT-2 small shape
 }
 # --8<-- [end:sizes]
 
@@ -49,7 +59,9 @@ def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
         model = cls.from_pretrained(name_or_path, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as e:
         if Path(name_or_path).exists():
-            raise LabError(f"cannot load model from {name_or_path!r}: {str(e).splitlines()[0]}") from None
+            raise LabError(
+                f"cannot load model from {name_or_path!r}: {str(e).splitlines()[0]}"
+            ) from None
         raise LabError(
             f"model {name_or_path!r} is not a local folder and could not be fetched from the Hub "
             "(offline?); run offline with --preset lesson or --preset smoke"

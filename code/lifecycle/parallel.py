@@ -43,7 +43,9 @@ def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
     width = c_attn.in_features
     per_rank = width // world  # n_head // world whole heads, each head_dim wide
     assert n_head % world == 0, f"{n_head} heads do not split over {world} ranks"
-    rows = torch.arange(3 * width).view(3, world, per_rank)  # (q|k|v, rank, row within the rank's heads)
+    rows = torch.arange(3 * width).view(
+        3, world, per_rank
+    )  # (q|k|v, rank, row within the rank's heads)
     order = rows.transpose(0, 1).reshape(-1)  # rank-major: each rank's q, k, v rows side by side
     with torch.no_grad():
         c_attn.weight.copy_(c_attn.weight[order])
@@ -95,6 +97,8 @@ def gpipe_timeline(forward: list[float], backward: list[float], microbatches: in
     step = max(free)
     busy = [m * (f + b) for f, b in zip(forward, backward)]
     return {"step": step, "bubble": 1 - sum(busy) / (p * step)}
+
+
 # --8<-- [end:bubble]
 
 
@@ -118,7 +122,9 @@ def build(config, seed: int) -> GPT2LMHeadModel:
     if isinstance(config, GPT2Config):
         return GPT2LMHeadModel(config)
     exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel.from_pretrained(config, attn_implementation="sdpa", use_safetensors=True, **exact)
+    return GPT2LMHeadModel.from_pretrained(
+        config, attn_implementation="sdpa", use_safetensors=True, **exact
+    )
 
 
 class Record:
@@ -129,8 +135,13 @@ class Record:
 
     def __call__(self, kind: str, tensor: str, local, full) -> None:
         text = lambda t: t if isinstance(t, str) else shape(t)
-        row = dict(parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full))
-        print(f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})", flush=True)
+        row = dict(
+            parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full)
+        )
+        print(
+            f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})",
+            flush=True,
+        )
         self.rows.append(row)
 
 
@@ -145,7 +156,15 @@ def shapes_table(shapes: list[dict]) -> str:
     """One row per (parallelism, tensor): the unsplit shape, then what each rank holds."""
     keyed = {}
     for r in shapes:
-        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r["shape"]
-    lines = ["| parallelism | tensor | unsplit | rank 0 | rank 1 |", "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |" for k, v in keyed.items()]
+        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r[
+            "shape"
+        ]
+    lines = [
+        "| parallelism | tensor | unsplit | rank 0 | rank 1 |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |"
+        for k, v in keyed.items()
+    ]
     return "\n".join(lines) + "\n"

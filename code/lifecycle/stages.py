@@ -28,21 +28,38 @@ LABS = ROOT / "code" / "labs"
 class Stage:
     title: str  # the nav title
     shows: str  # one line for the labs index
-    needs: tuple[str, ...] = ()  # earlier labs whose outputs this lab runs (via ensure_stage / stage_model)
+    needs: tuple[
+        str, ...
+    ] = ()  # earlier labs whose outputs this lab runs (via ensure_stage / stage_model)
 
 
 STAGES = {  # lifecycle order: the nav and the labs index follow it
-    "pretrain": Stage("GPT-2 from scratch", "next-token pretraining: validation perplexity before and after"),
-    "curation": Stage("Data curation", "dedup, filters, mixing and contamination, and what each costs the model"),
-    "sft": Stage("SFT", "the opening failure, fixed: a base model continues text, an SFT model answers",
-                 ("pretrain",)),
-    "chat_template": Stage("Chat templates", "the same model with the right, missing and wrong template", ("sft",)),
-    "forgetting": Stage("Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)),
+    "pretrain": Stage(
+        "GPT-2 from scratch", "next-token pretraining: validation perplexity before and after"
+    ),
+    "curation": Stage(
+        "Data curation", "dedup, filters, mixing and contamination, and what each costs the model"
+    ),
+    "sft": Stage(
+        "SFT",
+        "the opening failure, fixed: a base model continues text, an SFT model answers",
+        ("pretrain",),
+    ),
+    "chat_template": Stage(
+        "Chat templates", "the same model with the right, missing and wrong template", ("sft",)
+    ),
+    "forgetting": Stage(
+        "Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)
+    ),
     "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
-    "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
+    "ppo": Stage(
+        "PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")
+    ),
     "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
-    "parallelism": Stage("Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"),
+    "parallelism": Stage(
+        "Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"
+    ),
     "mechanics": Stage("Mechanics", "warmup, precision, accumulation, checkpointing and resume"),
 }
 # --8<-- [end:graph]
@@ -62,7 +79,11 @@ def _module_file(dotted: str) -> Path | None:
 
 def _imports(path: Path) -> set[Path]:
     """The package files that `path` imports, read from its syntax tree (absolute and relative imports)."""
-    here = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1] if PACKAGE in path.parents else ()
+    here = (
+        path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+        if PACKAGE in path.parents
+        else ()
+    )
     files = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -72,7 +93,10 @@ def _imports(path: Path) -> set[Path]:
             if node.level:  # `from .x import y`: relative to this file's package
                 base = [*here[: len(here) - node.level + 1], *base]
             dotted = ".".join(base)
-            modules = [dotted, *(f"{dotted}.{a.name}" for a in node.names)]  # `from pkg import module` names a file
+            modules = [
+                dotted,
+                *(f"{dotted}.{a.name}" for a in node.names),
+            ]  # `from pkg import module` names a file
         else:
             continue
         files |= {f for f in map(_module_file, modules) if f is not None}
@@ -105,7 +129,16 @@ def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
     if not (path / "metrics.json").exists():
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, str(LABS / f"{lab}.py"), "--output_dir", str(tmp), "--preset", preset, "--seed", str(seed)]
+        cmd = [
+            sys.executable,
+            str(LABS / f"{lab}.py"),
+            "--output_dir",
+            str(tmp),
+            "--preset",
+            preset,
+            "--seed",
+            str(seed),
+        ]
         subprocess.run(cmd, check=True)
         try:
             tmp.rename(path)
@@ -123,7 +156,9 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
     try:
         return str(ensure_stage(lab, preset, seed) / name)
     except subprocess.CalledProcessError:
-        raise LabError(f"the {lab} stage failed at --preset {preset}; run code/labs/{lab}.py --preset {preset} to see why") from None
+        raise LabError(
+            f"the {lab} stage failed at --preset {preset}; run code/labs/{lab}.py --preset {preset} to see why"
+        ) from None
 
 
 def base_model(preset: str, seed: int = 0) -> Path:
@@ -138,4 +173,6 @@ def cached_results(lab: str, preset: str, seed: int = 0) -> dict | None:
     if not (path / "metrics.json").exists():
         return None
     extra = path / "memory.json"
-    return json.loads((path / "metrics.json").read_text()) | (json.loads(extra.read_text()) if extra.exists() else {})
+    return json.loads((path / "metrics.json").read_text()) | (
+        json.loads(extra.read_text()) if extra.exists() else {}
+    )

@@ -34,16 +34,21 @@ def trainer_defaults(output_dir, seed: int, **overrides) -> dict:
       to save, so it would only cost time;
     - the run's seed; data loaded in the main process (worker processes only cost start-up time).
     """
-    return dict(
-        output_dir=str(output_dir),
-        save_strategy="no",
-        report_to="none",
-        use_cpu=device().type == "cpu",
-        bf16=bf16(),  # the precision lifecycle.device's `measured_on` reports
-        activation_checkpointing=False,
-        seed=seed,
-        dataloader_num_workers=0,
-    ) | overrides
+    return (
+        dict(
+            output_dir=str(output_dir),
+            save_strategy="no",
+            report_to="none",
+            use_cpu=device().type == "cpu",
+            bf16=bf16(),  # the precision lifecycle.device's `measured_on` reports
+            activation_checkpointing=False,
+            seed=seed,
+            dataloader_num_workers=0,
+        )
+        | overrides
+    )
+
+
 # --8<-- [end:defaults]
 
 
@@ -57,7 +62,9 @@ def blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
     return torch.tensor(ids[: n * block_size]).view(n, block_size)
 
 
-def budget_blocks(tokenizer, texts: list[str], block_size: int, n_blocks: int, seed: int = 0) -> torch.Tensor:
+def budget_blocks(
+    tokenizer, texts: list[str], block_size: int, n_blocks: int, seed: int = 0
+) -> torch.Tensor:
     """Exactly `n_blocks` blocks: documents shuffled (seeded), packed, and repeated if one pass is short."""
     texts = list(texts)
     random.Random(seed).shuffle(texts)
@@ -82,9 +89,13 @@ def chat_row(tokenizer, row: dict, limit: int | None = None) -> dict:
     Raises LabError if the template does not wrap each assistant turn in `{% generation %}`."""
     if "messages" in row:
         chat = [{"role": t["role"], "content": t["content"]} for t in row["messages"]]
-        enc = tokenizer.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
+        enc = tokenizer.apply_chat_template(
+            chat, return_dict=True, return_assistant_tokens_mask=True
+        )
         ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
-        spans = [m.span() for m in re.finditer("1+", "".join(map(str, mask)))]  # one per assistant turn
+        spans = [
+            m.span() for m in re.finditer("1+", "".join(map(str, mask)))
+        ]  # one per assistant turn
         weights = [t.get("weight", 1) for t in row["messages"] if t["role"] == "assistant"]
         if len(spans) != len(weights):
             raise LabError("the chat template must wrap each assistant turn in {% generation %}")
@@ -104,12 +115,23 @@ def text_row(tokenizer, text: str, limit: int) -> dict:
     `blocks` joins documents; no EOS), with the loss on every token."""
     ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
     return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
+
+
 # --8<-- [end:rows]
 
 
 # --8<-- [start:train]
-def train(model, data: torch.Tensor, output_dir, batch_size: int, learning_rate: float, warmup_steps: int,
-          seed: int = 0, max_steps: int | None = None, order: str = "sequential") -> list[dict]:
+def train(
+    model,
+    data: torch.Tensor,
+    output_dir,
+    batch_size: int,
+    learning_rate: float,
+    warmup_steps: int,
+    seed: int = 0,
+    max_steps: int | None = None,
+    order: str = "sequential",
+) -> list[dict]:
     """Next-token training on `data` (blocks × tokens); returns the Trainer's log history.
 
     `max_steps` defaults to one pass in row order (`order="sequential"`: ours, shuffled or curated-last
@@ -129,8 +151,14 @@ def train(model, data: torch.Tensor, output_dir, batch_size: int, learning_rate:
         logging_steps=max(1, max_steps // 40),
     )
     ids = data.tolist()  # the labels are the inputs: the model shifts them by one inside its loss
-    trainer = Trainer(model=model, args=config, data_collator=default_data_collator,
-                      train_dataset=Dataset.from_dict({"input_ids": ids, "labels": ids}))
+    trainer = Trainer(
+        model=model,
+        args=config,
+        data_collator=default_data_collator,
+        train_dataset=Dataset.from_dict({"input_ids": ids, "labels": ids}),
+    )
     trainer.train()
     return trainer.state.log_history
+
+
 # --8<-- [end:train]

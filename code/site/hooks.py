@@ -82,9 +82,23 @@ def stage_graph() -> str:
     nodes = [f'    {lab}["{s.title}"]' for lab, s in STAGES.items()]
     edges = [f"    {up} --> {lab}" for lab, s in STAGES.items() for up in s.needs]
     link = lambda lab: f"[{STAGES[lab].title}]({lab}.md)"
-    rows = [f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |" for lab, s in STAGES.items()]
-    return "\n".join(["```mermaid", "flowchart LR", *nodes, *edges, "```", "",
-                      "| lab | builds on | what it shows |", "| --- | --- | --- |", *rows])
+    rows = [
+        f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |"
+        for lab, s in STAGES.items()
+    ]
+    return "\n".join(
+        [
+            "```mermaid",
+            "flowchart LR",
+            *nodes,
+            *edges,
+            "```",
+            "",
+            "| lab | builds on | what it shows |",
+            "| --- | --- | --- |",
+            *rows,
+        ]
+    )
 
 
 def pinned_packages() -> list[str]:
@@ -151,7 +165,9 @@ def notebook(script: Path, title: str) -> str:
     cells = [
         nbformat.v4.new_markdown_cell(intro),
         nbformat.v4.new_code_cell(gpu_cell(lab), metadata={"tags": ["gpu-session"]}),
-        nbformat.v4.new_markdown_cell(f"## The script, cell by cell\n\nEverything below is `code/labs/{lab}.py`, unchanged."),
+        nbformat.v4.new_markdown_cell(
+            f"## The script, cell by cell\n\nEverything below is `code/labs/{lab}.py`, unchanged."
+        ),
         *(nbformat.v4.new_code_cell(c) for c in script_cells(script.read_text())),
     ]
     nb = nbformat.v4.new_notebook(
@@ -162,7 +178,9 @@ def notebook(script: Path, title: str) -> str:
         },
     )
     for i, cell in enumerate(nb.cells):
-        cell.id = f"{lab}-{i}"  # stable ids: the same script gives the same bytes, so caches stay warm
+        cell.id = (
+            f"{lab}-{i}"  # stable ids: the same script gives the same bytes, so caches stay warm
+        )
     return nbformat.writes(nb) + "\n"
 
 
@@ -197,7 +215,11 @@ def _git_dates() -> dict[str, str]:
     try:
         log = subprocess.run(
             ["git", "log", "--format=%x00%cs", "--name-only", "--no-renames"],
-            cwd=ROOT, capture_output=True, text=True, timeout=20, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -207,7 +229,9 @@ def _git_dates() -> dict[str, str]:
             date = line[1:]
         elif line.strip():
             dates.setdefault(line.strip(), date)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     for line in dirty.splitlines():  # changed since the last commit: updated today
         dates[line[3:].strip()] = TODAY
     return dates
@@ -220,9 +244,23 @@ def on_files(files, config):
         nb_path = NOTEBOOKS / "notebooks" / f"{lab}.ipynb"
         _write_if_changed(nb_path, notebook(script, config.extra["lab_titles"][lab]))
         # Real files (not File.generated): mkdocs-jupyter reads a notebook from src_dir + src_uri.
-        files.append(File(f"notebooks/{lab}.ipynb", str(NOTEBOOKS), config.site_dir, config.use_directory_urls))
-        files.append(File(f"labs/{lab}.py", str(ROOT / "code"), config.site_dir, config.use_directory_urls,
-                          dest_uri=f"notebooks/{lab}.py"))
+        files.append(
+            File(
+                f"notebooks/{lab}.ipynb",
+                str(NOTEBOOKS),
+                config.site_dir,
+                config.use_directory_urls,
+            )
+        )
+        files.append(
+            File(
+                f"labs/{lab}.py",
+                str(ROOT / "code"),
+                config.site_dir,
+                config.use_directory_urls,
+                dest_uri=f"notebooks/{lab}.py",
+            )
+        )
     return files
 
 
@@ -230,6 +268,7 @@ def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri == "labs/index.md":
         if INDEX_MARKER not in markdown:
             from mkdocs.exceptions import PluginError
+
             raise PluginError(f"docs/labs/index.md lost its marker {INDEX_MARKER}")
         markdown = markdown.replace(INDEX_MARKER, stage_graph())
     return markdown
@@ -248,23 +287,45 @@ def on_page_context(context, page, config, nav):
     page.meta["revision_date"] = _dates.get(repo_path, TODAY)
     if lab:  # buttons beside the title (code/site/partials/actions.html)
         page.meta["source_links"] = [
-            {"href": f"../notebooks/{lab}.ipynb", "icon": "download", "download": True,
-             "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)"},
-            {"href": f"../notebooks/{lab}.html", "icon": "file-code-outline",
-             "title": f"View source: code/labs/{lab}.py (notebook page)"},
+            {
+                "href": f"../notebooks/{lab}.ipynb",
+                "icon": "download",
+                "download": True,
+                "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)",
+            },
+            {
+                "href": f"../notebooks/{lab}.html",
+                "icon": "file-code-outline",
+                "title": f"View source: code/labs/{lab}.py (notebook page)",
+            },
         ]
     elif m := re.fullmatch(r"notebooks/(\w+)\.ipynb", src):
         lab = m.group(1)
         page.meta["source_links"] = [
-            {"href": f"{lab}.ipynb", "icon": "download", "download": True, "title": "Download this notebook (.ipynb)"},
-            {"href": f"{lab}.py", "icon": "language-python", "download": True,
-             "title": f"Download the script (code/labs/{lab}.py)"},
-            {"href": f"../labs/{lab}.html", "icon": "book-open-variant", "title": "Back to the lab page"},
+            {
+                "href": f"{lab}.ipynb",
+                "icon": "download",
+                "download": True,
+                "title": "Download this notebook (.ipynb)",
+            },
+            {
+                "href": f"{lab}.py",
+                "icon": "language-python",
+                "download": True,
+                "title": f"Download the script (code/labs/{lab}.py)",
+            },
+            {
+                "href": f"../labs/{lab}.html",
+                "icon": "book-open-variant",
+                "title": "Back to the lab page",
+            },
         ]
     return context
 
 
-_MERMAID_TAG = re.compile(r'<script src="[^"]*assets/vendor/mermaid/mermaid\.min\.js"></script>\s*')
+_MERMAID_TAG = re.compile(
+    r'<script src="[^"]*assets/vendor/mermaid/mermaid\.min\.js"></script>\s*'
+)
 
 
 _STYLE = re.compile(r'<style type="text/css">(.*?)</style>\s*', re.S)

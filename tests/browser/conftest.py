@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "vendor" / "axe.min.js"
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
     # Belt and braces for "no request leaves the site": names other than the local server do not resolve.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
@@ -38,11 +44,15 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-_STARTED = time.perf_counter()  # when pytest imported this conftest: about the start of the session
+_STARTED = (
+    time.perf_counter()
+)  # when pytest imported this conftest: about the start of the session
 
 
 def pytest_terminal_summary(terminalreporter):
-    BUDGETS["test session so far"] = f"{time.perf_counter() - _STARTED:.0f} s (make test budget 600 s)"
+    BUDGETS["test session so far"] = (
+        f"{time.perf_counter() - _STARTED:.0f} s (make test budget 600 s)"
+    )
     if BUDGETS:
         terminalreporter.section("site budgets (measured)")
         for name, value in BUDGETS.items():
@@ -56,7 +66,9 @@ def site(tmp_path_factory) -> Path:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -68,7 +80,8 @@ def site(tmp_path_factory) -> Path:
 def html_pages(site: Path) -> list[str]:
     """Every page of the built site, as a path relative to its root ('labs/sft.html')."""
     return sorted(
-        str(p.relative_to(site)) for p in site.rglob("*.html")
+        str(p.relative_to(site))
+        for p in site.rglob("*.html")
         if not p.relative_to(site).parts[0] == "assets"
     )
 
@@ -98,10 +111,14 @@ def browser():
     except ImportError:
         sync_playwright = None
     if path is None or sync_playwright is None:
-        missing = "chromium (apt-get install chromium)" if path is None else "the playwright package"
+        missing = (
+            "chromium (apt-get install chromium)" if path is None else "the playwright package"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but {missing} is missing: the browser tests must run in CI")
-        pytest.skip(f"browser tests need {missing}; they always run in CI (.ci/run installs chromium)")
+        pytest.skip(
+            f"browser tests need {missing}; they always run in CI (.ci/run installs chromium)"
+        )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_FLAGS)
         yield b
@@ -131,7 +148,7 @@ class Guard:
         if response.url.startswith(self.base):
             self.bytes += int(response.headers.get("content-length") or 0)
             if response.status >= 400:  # the console says "404" without the URL: keep it
-                self.missing.append(f"HTTP {response.status} {response.url[len(self.base):]}")
+                self.missing.append(f"HTTP {response.status} {response.url[len(self.base) :]}")
 
 
 # Material draws each diagram into a closed shadow root; open it so the tests can see the SVG.
@@ -147,7 +164,9 @@ def context(browser, server):
     transfer size is what a first-time reader downloads."""
     ctx = browser.new_context(color_scheme="light", viewport={"width": 1280, "height": 900})
     ctx.add_init_script(OPEN_SHADOWS)
-    ctx.add_init_script(AXE.read_text())  # sent once, evaluated in each page: 15 s faster than per-page injection
+    ctx.add_init_script(
+        AXE.read_text()
+    )  # sent once, evaluated in each page: 15 s faster than per-page injection
     guard = Guard(server)
     ctx.route("**/*", guard.route)
     ctx.on("response", guard.on_response)
@@ -227,8 +246,12 @@ def visit(page, url: str, guard: Guard, expected_diagrams: int, axe: bool = True
     finally:
         page.remove_listener("console", on_console)
         page.remove_listener("pageerror", on_error)
-    report.update(errors=errors + guard.missing, outside=list(guard.outside), bytes=guard.bytes,
-                  requests=guard.requests)
+    report.update(
+        errors=errors + guard.missing,
+        outside=list(guard.outside),
+        bytes=guard.bytes,
+        requests=guard.requests,
+    )
     return report
 
 
@@ -245,6 +268,8 @@ def visits(site, server, context) -> dict[str, dict]:
     page.close()
     heaviest = max(out, key=lambda r: out[r]["bytes"])
     BUDGETS["browser crawl"] = f"{len(out)} pages in {seconds:.1f} s (load, typeset, axe)"
-    BUDGETS["largest page transfer"] = f"{out[heaviest]['bytes'] / 1e6:.2f} MB ({heaviest}, all assets, uncached)"
+    BUDGETS["largest page transfer"] = (
+        f"{out[heaviest]['bytes'] / 1e6:.2f} MB ({heaviest}, all assets, uncached)"
+    )
     (site.parent / "visits.json").write_text(json.dumps(out, indent=1))
     return out

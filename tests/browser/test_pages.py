@@ -4,7 +4,9 @@ diagrams drawn, no serious accessibility violation, images described and plots c
 Each test reads the same session crawl (`visits`), so every page is loaded once.
 """
 
-MAX_PAGE_BYTES = 8_000_000  # measured ~1 MB for a page without diagrams, ~4.5 MB with mermaid; margin for noise
+MAX_PAGE_BYTES = (
+    8_000_000  # measured ~1 MB for a page without diagrams, ~4.5 MB with mermaid; margin for noise
+)
 
 
 def failures(visits, check) -> list[str]:
@@ -35,7 +37,9 @@ def test_math_is_typeset(visits):
 
     problems = failures(visits, check)
     assert not problems, "\n".join(problems)
-    assert sum(seen["math_typeset"] for seen in visits.values()) > 0, "no page has math: is KaTeX wired up?"
+    assert sum(seen["math_typeset"] for seen in visits.values()) > 0, (
+        "no page has math: is KaTeX wired up?"
+    )
 
 
 def test_diagrams_are_drawn_as_svg(visits):
@@ -47,7 +51,9 @@ def test_diagrams_are_drawn_as_svg(visits):
 
     problems = failures(visits, check)
     assert not problems, "\n".join(problems)
-    assert visits["index.html"]["diagrams_drawn"] >= 1, "the home page's lifecycle diagram is not drawn"
+    assert visits["index.html"]["diagrams_drawn"] >= 1, (
+        "the home page's lifecycle diagram is not drawn"
+    )
 
 
 def test_no_serious_accessibility_violations(visits):
@@ -74,5 +80,9 @@ def test_page_weight_budget(visits):
     sizes = {page: seen["bytes"] for page, seen in visits.items()}
     heaviest = max(sizes, key=sizes.get)
     print(f"largest page transfer: {heaviest} {sizes[heaviest] / 1e6:.2f} MB")
-    assert sizes[heaviest] <= MAX_PAGE_BYTES, f"{heaviest} transfers {sizes[heaviest] / 1e6:.1f} MB"
-    assert all(size > 0 for size in sizes.values()), "a page transferred nothing: is the size measured?"
+    assert sizes[heaviest] <= MAX_PAGE_BYTES, (
+        f"{heaviest} transfers {sizes[heaviest] / 1e6:.1f} MB"
+    )
+    assert all(size > 0 for size in sizes.values()), (
+        "a page transferred nothing: is the size measured?"
+    )

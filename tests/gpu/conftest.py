@@ -15,7 +15,9 @@ from conftest import ROOT
 from lifecycle.cache import cache_dir, fingerprint
 
 GPU = ROOT / "code" / "gpu"
-sys.path.insert(0, str(GPU))  # check.py imports standin_hub as a sibling, as it does when run as a script
+sys.path.insert(
+    0, str(GPU)
+)  # check.py imports standin_hub as a sibling, as it does when run as a script
 
 import standin_hub  # noqa: E402
 
@@ -49,4 +51,6 @@ def gpu_check(standin_hub_home):
     """Runs labs at `--preset gpu` on the CPU (small steps and sizes), each once per code fingerprint: the
     stage folders carry their lab's fingerprint, the folder above carries code/gpu's."""
     key = fingerprint(*GPU.glob("*.py"))
-    return check.Check(cache_dir() / f"gpu-check-tiny-{key}", standin_hub_home, cpu=True, timeout=300)
+    return check.Check(
+        cache_dir() / f"gpu-check-tiny-{key}", standin_hub_home, cpu=True, timeout=300
+    )

@@ -34,7 +34,9 @@ def test_formats_table_is_torch_finfo(lab_metrics):
 def test_accumulation_equals_one_big_batch(lab_metrics):
     m = lab_metrics("mechanics")
     assert m["accumulation_max_abs_grad_diff"] <= 1e-6 * max(1.0, m["accumulation_grad_max_abs"])
-    assert m["accumulation_naive_rel_error"] > 0.01  # mean of micro-batch means weights short sequences up
+    assert (
+        m["accumulation_naive_rel_error"] > 0.01
+    )  # mean of micro-batch means weights short sequences up
 
 
 def test_checkpointing_trades_time_for_memory(lab_metrics):
@@ -59,7 +61,10 @@ def test_same_seed_same_metrics(lab_metrics, tmp_path):
 def test_committed_lesson_results_show_the_lessons():
     m = json.loads((ROOT / "snippets" / "results" / "mechanics.json").read_text())
     assert m["loss_spike_no_warmup"] > 2 * m["loss_spike_warmup"]
-    assert m["fp16_overflow"] == 1 and m["bf16_underflow_fraction"] == 0 < m["fp16_underflow_fraction"]
+    assert (
+        m["fp16_overflow"] == 1
+        and m["bf16_underflow_fraction"] == 0 < m["fp16_underflow_fraction"]
+    )
     assert m["accumulation_max_abs_grad_diff"] < 1e-5 < m["accumulation_naive_rel_error"]
     assert m["checkpointing_activation_ratio"] < 1 < m["checkpointing_time_ratio"]
     assert m["resume_max_abs_diff"] == 0

@@ -35,7 +35,9 @@ def test_ddp_equals_one_process_on_the_full_batch(lab_metrics):
     assert m["world_size"] == 2
     assert m["ddp_max_abs_diff"] <= TOL
     batch = shapes(m, "DDP", "input_ids (batch)")
-    assert dims(batch[0])[0] == dims(batch[1])[0] == dims(batch["full"])[0] // 2  # half the batch each
+    assert (
+        dims(batch[0])[0] == dims(batch[1])[0] == dims(batch["full"])[0] // 2
+    )  # half the batch each
     weight = shapes(m, "DDP", "wte.weight (whole copy)")
     assert weight[0] == weight[1] == weight["full"]  # the whole model on every rank
 
@@ -45,10 +47,17 @@ def test_tensor_parallel_equals_the_unsplit_block(lab_metrics):
     assert m["tp_max_abs_diff"] <= TOL
     # The trap: without grouping q, k, v rows by heads it runs, with no error, and is wrong.
     assert m["tp_no_reorder_max_abs_diff"] > 1000 * max(m["tp_max_abs_diff"], 1e-7)
-    for name, split_dim in [("attn.c_attn.weight", 0), ("mlp.c_fc.weight", 0), ("attn.c_proj.weight", 1), ("mlp.c_proj.weight", 1)]:
+    for name, split_dim in [
+        ("attn.c_attn.weight", 0),
+        ("mlp.c_fc.weight", 0),
+        ("attn.c_proj.weight", 1),
+        ("mlp.c_proj.weight", 1),
+    ]:
         s = shapes(m, "TP", name)
         full, local = dims(s["full"]), dims(s[0])
-        assert local[split_dim] * 2 == full[split_dim] and local[1 - split_dim] == full[1 - split_dim], name
+        assert (
+            local[split_dim] * 2 == full[split_dim] and local[1 - split_dim] == full[1 - split_dim]
+        ), name
     out = shapes(m, "TP", "block output (all-reduced)")
     assert out[0] == out[1] == out["full"]
 
@@ -68,8 +77,12 @@ def check_bubble(m: dict) -> None:
     measured = [r["bubble"] for r in m["pp_bubble_measured"]]
     ms = [r["microbatches"] for r in m["pp_bubble_theory"]]
     assert ms == sorted(ms) and len(ms) >= 3 and ms[0] == 1
-    assert theory == pytest.approx([1 / (k + 1) for k in ms], abs=1e-6)  # (p-1)/(m+p-1), p = 2; metrics keep 6 decimals
-    assert measured[0] == pytest.approx(0.5)  # one micro-batch: each stage idles while the other works
+    assert theory == pytest.approx(
+        [1 / (k + 1) for k in ms], abs=1e-6
+    )  # (p-1)/(m+p-1), p = 2; metrics keep 6 decimals
+    assert measured[0] == pytest.approx(
+        0.5
+    )  # one micro-batch: each stage idles while the other works
     assert all(a > b for a, b in zip(measured, measured[1:])), measured  # shrinks as m grows
     fwd = [s["forward_ms"] for s in m["pp_stage_seconds"]]
     bwd = [s["backward_ms"] for s in m["pp_stage_seconds"]]
@@ -114,7 +127,10 @@ def test_conv1d_to_linear_and_head_reorder():
     x = torch.randn(2, 5, 16)
     want = block(x)
     conv1d_to_linear(block)
-    assert isinstance(block.attn.c_attn, torch.nn.Linear) and block.attn.c_attn.weight.shape == (48, 16)
+    assert isinstance(block.attn.c_attn, torch.nn.Linear) and block.attn.c_attn.weight.shape == (
+        48,
+        16,
+    )
     assert torch.allclose(block(x), want, atol=1e-6)
     before = block.attn.c_attn.weight.detach().clone()
     qkv_by_rank(block.attn.c_attn, n_head=4, world=2)
@@ -125,7 +141,12 @@ def test_conv1d_to_linear_and_head_reorder():
 
 @pytest.mark.parametrize(
     "name, kind, extra",
-    [("ddp", "MULTI_GPU", {}), ("fsdp", "FSDP", {"fsdp_version": 2}), ("zero2", "DEEPSPEED", {"zero_stage": 2}), ("zero3", "DEEPSPEED", {"zero_stage": 3})],
+    [
+        ("ddp", "MULTI_GPU", {}),
+        ("fsdp", "FSDP", {"fsdp_version": 2}),
+        ("zero2", "DEEPSPEED", {"zero_stage": 2}),
+        ("zero3", "DEEPSPEED", {"zero_stage": 3}),
+    ],
 )
 def test_accelerate_configs_parse(name, kind, extra):
     """Each config loads with accelerate's own loader, and every key is one `accelerate launch` knows.
@@ -138,7 +159,9 @@ def test_accelerate_configs_parse(name, kind, extra):
     raw = yaml.safe_load(path.read_text())
     config = ClusterConfig.from_yaml_file(str(path))  # raises on unknown top-level keys
     assert config.distributed_type == kind
-    assert raw["num_processes"] >= 2 and raw["mixed_precision"] == "bf16" and raw["use_cpu"] is False
+    assert (
+        raw["num_processes"] >= 2 and raw["mixed_precision"] == "bf16" and raw["use_cpu"] is False
+    )
     known = {a.dest for a in launch_command_parser()._actions}
     section = raw.get("fsdp_config") or raw.get("deepspeed_config") or {}
     assert set(section) <= known, set(section) - known
@@ -181,7 +204,9 @@ def test_committed_lesson_results_show_the_lesson():
     ids=["not-integers", "odd-batch"],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
-    proc = run_lab("parallelism", "--output_dir", str(tmp_path), "--preset", "smoke", *args, check=False)
+    proc = run_lab(
+        "parallelism", "--output_dir", str(tmp_path), "--preset", "smoke", *args, check=False
+    )
     line = error_line(proc)
     assert line.startswith("parallelism: error:"), proc.stderr[-2000:]
     assert message in line

@@ -54,9 +54,18 @@ def test_lesson_results_reproduce(lab_metrics):
         (["--preset", "smoke", "--model", "gpt2"], "could not be fetched from the Hub"),
         (["--preset", "smoke", "--max_steps", "0"], "--max_steps must be a positive number"),
         (["--preset", "smoke"], "--output_dir"),  # missing output dir
-        (["--preset", "smoke", "--output_dir", "pyproject.toml/sub"], "cannot write to output dir"),
+        (
+            ["--preset", "smoke", "--output_dir", "pyproject.toml/sub"],
+            "cannot write to output dir",
+        ),
     ],
-    ids=["unknown-preset", "unknown-model-offline", "non-positive-steps", "missing-output-dir", "unwritable-output-dir"],
+    ids=[
+        "unknown-preset",
+        "unknown-model-offline",
+        "non-positive-steps",
+        "missing-output-dir",
+        "unwritable-output-dir",
+    ],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     if "--output_dir" not in args and args != ["--preset", "smoke"]:
