@@ -6,8 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import ROOT
 
 DOCS = ROOT / "docs"

@@ -3,8 +3,6 @@
 Labs are found by glob, never by a hand list: a new lab is tested the moment it exists.
 """
 
-from pathlib import Path
-
 import pytest
 
 from conftest import LABS, ROOT

@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
 import qbank
+from conftest import ROOT
 from lifecycle import memory
 
 DOCS = ROOT / "docs"

@@ -94,8 +94,9 @@ def test_labs_index_draws_the_graph():
 def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
     """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in STAGES order,
     right after the index, and the notebooks last."""
-    import hooks
     import yaml
+
+    import hooks
     from lifecycle.stages import STAGES
 
     config = yaml.load(

@@ -1,13 +1,10 @@
 """Tokenizer, chat template and model factory."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from lifecycle.models import SIZES, build_model, load
 from lifecycle.cli import LabError
+from lifecycle.models import SIZES, build_model, load
 from lifecycle.tokenizer import load_tokenizer
 from lifecycle.world import examples
 

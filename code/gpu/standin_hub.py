@@ -61,9 +61,10 @@ def words(rng: random.Random, n: int) -> list[str]:
 
 def tokenizer(seed: int = 0):
     """GPT-2's kind of tokenizer, trained on the world's text plus made-up words (about 2 s)."""
-    from lifecycle.world import examples, web_corpus
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import GPT2TokenizerFast
+
+    from lifecycle.world import examples, web_corpus
 
     rng = random.Random(seed)
     texts = [d.text for d in web_corpus("train", n_docs=3000, seed=seed)]

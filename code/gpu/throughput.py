@@ -5,7 +5,10 @@
 FLOPs per token: 6N for the matmuls plus 12·layers·width·seq for attention (PaLM, appendix B).
 """
 
-import json, sys, time
+import json
+import sys
+import time
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 

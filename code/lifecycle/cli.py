@@ -10,9 +10,9 @@ import math
 import os
 import resource
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from transformers import HfArgumentParser
 

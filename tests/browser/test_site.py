@@ -10,7 +10,6 @@ import sys
 import textwrap
 import tomllib
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import nbformat

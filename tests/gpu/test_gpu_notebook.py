@@ -12,9 +12,9 @@ import re
 import subprocess
 import sys
 
-import hooks
 import nbformat
 
+import hooks
 from conftest import LABS, ROOT
 from gpu.conftest import check
 

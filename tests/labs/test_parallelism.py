@@ -4,7 +4,6 @@ The lab's smoke run (one 2-process gloo group) is shared through the `lab_metric
 """
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
