@@ -1,5 +1,6 @@
-"""Shared test setup: offline, one CPU thread per process, a session cache of lab runs, and the helpers
-every lab test uses (run a lab, its one-line error, its module, its metrics without the timings)."""
+"""Shared test setup: offline, one CPU thread per process, a session cache of lab runs, and the
+helpers every lab test uses (run a lab, its one-line error, its module, its metrics without the
+timings)."""
 
 import importlib.util
 import json

@@ -1,10 +1,11 @@
 """pytest plugin (loaded with `-p cputime` from pyproject.toml): CPU seconds per test, not wall seconds.
 
-On a shared 2-core machine a test's wall time mostly measures its neighbours; its CPU time (this process
-plus the subprocesses it waited for, such as a lab run) is what it costs. `--cpu-durations=N` prints the N
-costliest tests (setup, call and teardown summed: a session fixture counts where it is first built), the
-total, and each xdist worker's total: the busier worker's total is about the suite's wall time on an idle
-2-core machine. `--cpu-report=PATH` also writes every test's figures as JSON.
+On a shared 2-core machine a test's wall time mostly measures its neighbours; its CPU time (this
+process plus the subprocesses it waited for, such as a lab run) is what it costs.
+`--cpu-durations=N` prints the N costliest tests (setup, call and teardown summed: a session
+fixture counts where it is first built), the total, and each xdist worker's total: the busier
+worker's total is about the suite's wall time on an idle 2-core machine. `--cpu-report=PATH` also
+writes every test's figures as JSON.
 """
 
 import json

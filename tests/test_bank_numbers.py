@@ -1,5 +1,6 @@
-"""The numbers the question bank states, computed: each answer's figure must be what the formula it names
-gives. The bank is read straight from docs/questions/bank.yaml (its one source). Cost: well under a second."""
+"""The numbers the question bank states, computed: each answer's figure must be what the formula it
+names gives. The bank is read straight from docs/questions/bank.yaml (its one source). Cost: well
+under a second."""
 
 import yaml
 
@@ -46,8 +47,9 @@ def test_no_answer_calls_adams_v_the_variance():
 
 
 def test_par_fsdp_one_unit_keeps_12_of_16_bytes_sharded():
-    """Mixed-precision AdamW (ZeRO's K = 12): the optimizer states, fp32 master included, stay sharded; the
-    16-bit weights and gradients, 4 of the 16 bytes, are what one FSDP unit gathers whole."""
+    """Mixed-precision AdamW (ZeRO's K = 12): the optimizer states, fp32 master included, stay
+    sharded; the 16-bit weights and gradients, 4 of the 16 bytes, are what one FSDP unit gathers
+    whole."""
     states = model_states(1)
     assert (states.optimizer, states.total, states.weights + states.grads) == (12, 16, 4)
     said("par-fsdp", "12 of the 16 bytes per parameter", "4 bytes per parameter")
@@ -61,8 +63,9 @@ def test_reward_model_items_link_to_the_reward_modeling_section():
 
 
 def test_stop_sft_cites_instructgpt_the_same_way_everywhere():
-    """Ouyang et al. (2022), §3.5: SFT overfit on validation loss after 1 epoch, yet 16 epochs kept improving
-    RM score and human preference. The bank, §5.5 and the at-a-glance table say so; none stops on loss."""
+    """Ouyang et al. (2022), §3.5: SFT overfit on validation loss after 1 epoch, yet 16 epochs kept
+    improving RM score and human preference. The bank, §5.5 and the at-a-glance table say so; none
+    stops on loss."""
     said("stop-sft", "after 1 epoch", "16 epochs", "§3.5")
     pages = {
         name: (ROOT / "docs" / name).read_text()

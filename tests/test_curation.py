@@ -100,7 +100,8 @@ def test_rules_hit_spam_and_boilerplate_and_spare_clean_text():
     dropped = {kinds[i] for i in log["removed_rows"]}
     assert dropped <= {"spam", "boilerplate"}
     assert log["removed"] == sum(k in ("spam", "boilerplate") for k in kinds)
-    # Gopher's stop-word rule is counted but not used: it would drop arithmetic, which has no stop words.
+    # Gopher's stop-word rule is counted but not used: it would drop arithmetic, which has no stop
+    # words.
     arithmetic = [i for i, k in enumerate(kinds) if k == "arithmetic"]
     assert sum(log["flags"]["stop_words"][i] for i in arithmetic) > 0.9 * len(arithmetic)
 

@@ -1,12 +1,12 @@
 """Property test: random mutations of valid files never give a traceback in the three labs' readers.
 
-Each mutated file either reads, and then the lab's fit (SFTTrainer's, RewardTrainer's or DPOTrainer's
-rule) runs on it, or it raises the one-line LabError that names the file. Mutations: dropped keys,
-swapped types, special-token strings, rows from another format, huge rows, truncated lines, other
-encodings, random bytes, JSON arrays, blank lines and gzip. Hypothesis is derandomized, so CI sees the
-same files every run.
-Cost: 3 × 120 = 360 files in about 10 s (measured on the 2-core machine under a load average of 7).
-READER_EXAMPLES=1500 explores more (4,500 files, derandomized or not, passed before this was committed).
+Each mutated file either reads, and then the lab's fit (SFTTrainer's, RewardTrainer's or
+DPOTrainer's rule) runs on it, or it raises the one-line LabError that names the file. Mutations:
+dropped keys, swapped types, special-token strings, rows from another format, huge rows, truncated
+lines, other encodings, random bytes, JSON arrays, blank lines and gzip. Hypothesis is
+derandomized, so CI sees the same files every run. Cost: 3 × 120 = 360 files in about 10 s
+(measured on the 2-core machine under a load average of 7). READER_EXAMPLES=1500 explores more
+(4,500 files, derandomized or not, passed before this was committed).
 """
 
 import gzip

@@ -1,6 +1,6 @@
-"""The explainer covers the course card: every concept and § reference resolves to a heading on the built
-site, every trap sits in its section, every section page has its ELI5, recap and computed example, and the
-generated tables are fresh."""
+"""The explainer covers the course card: every concept and § reference resolves to a heading on the
+built site, every trap sits in its section, every section page has its ELI5, recap and computed
+example, and the generated tables are fresh."""
 
 import re
 import subprocess
@@ -56,7 +56,8 @@ def site_ids(tmp_path_factory) -> dict[str, set[str]]:
     ids = {}
     for md in DOCS.rglob("*.md"):
         rel = md.relative_to(DOCS)
-        # use_directory_urls: false gives explainer/3-sft.html; true would give explainer/3-sft/index.html
+        # use_directory_urls: false gives explainer/3-sft.html; true would give
+        # explainer/3-sft/index.html
         html = out / rel.with_suffix(".html")
         if not html.exists():
             html = out / rel.with_suffix("") / "index.html"

@@ -1,8 +1,9 @@
 """The GPU figures on the memory page: the calculator's CUDA predictions against the last H200 measurements.
 
-They were measured in a GPU session (`code/labs/memory.py --preset gpu`, `code/gpu/throughput.py`); CI has
-no GPU, so this test checks what it can: every measured figure the repo holds against the calculator's
-prediction for the same run, and the published table rendered from them (`python -m lifecycle.tables`).
+They were measured in a GPU session (`code/labs/memory.py --preset gpu`, `code/gpu/throughput.py`);
+CI has no GPU, so this test checks what it can: every measured figure the repo holds against the
+calculator's prediction for the same run, and the published table rendered from them
+(`python -m lifecycle.tables`).
 """
 
 import json
@@ -23,8 +24,8 @@ RUN = json.loads(
     "row", RUN["activations"], ids=lambda r: f"dropout{r['dropout']}-ckpt{r['checkpointing']}"
 )
 def test_cuda_saved_bytes_are_predicted_to_the_byte(row):
-    """The CUDA rules (fused attention with dropout, 1-byte dropout masks, the memory-efficient kernel's RNG
-    scalars) give what the H200 saved, for every measured row."""
+    """The CUDA rules (fused attention with dropout, 1-byte dropout masks, the memory-efficient
+    kernel's RNG scalars) give what the H200 saved, for every measured row."""
     step = Step(
         "cuda", "sdpa", row.get("dtype", "fp32"), row["dropout"], bool(row["checkpointing"])
     )

@@ -1,7 +1,7 @@
-"""The memory arithmetic: exact parameter counts, the ZeRO paper's example and its communication, the
-activation formula against autograd on the CPU for every option, and the step's peak against the
-profiler's memory timeline. Cost: about 20 s here (two fresh processes for the CLI, 48 tiny forward/backward
-passes, 6 profiled steps)."""
+"""The memory arithmetic: exact parameter counts, the ZeRO paper's example and its communication,
+the activation formula against autograd on the CPU for every option, and the step's peak against
+the profiler's memory timeline. Cost: about 20 s here (two fresh processes for the CLI, 48 tiny
+forward/backward passes, 6 profiled steps)."""
 
 import itertools
 import json
@@ -75,8 +75,8 @@ def test_zero_communication_model():
 
 
 def test_parallelism_table_matches_the_communication_model():
-    """§2.4's table: each ZeRO row names exactly the collectives of `zero_collectives`, and stage 3 no
-    all-gather of updated weights after the step."""
+    """§2.4's table: each ZeRO row names exactly the collectives of `zero_collectives`, and stage 3
+    no all-gather of updated weights after the step."""
     page = (ROOT / "docs" / "explainer" / "2-pretraining.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (ZeRO-[^|]*?) \|.*$", page, re.M)}
     stage12 = next(r for k, r in rows.items() if "1" in k and "2" in k)
@@ -189,9 +189,9 @@ def test_activation_formula_is_exact_on_cpu(attn, dtype, dropout, checkpointing,
 
 
 def test_options_change_the_bytes_the_way_the_page_says():
-    """Each option's direction on a GPU (the CUDA rules): fused attention keeps no s×s term, so its bytes
-    grow linearly in s; bf16 autocast saves less than fp32; dropout adds 1-byte masks; checkpointing
-    keeps little; use_cache=False drops the k, v copies."""
+    """Each option's direction on a GPU (the CUDA rules): fused attention keeps no s×s term, so its
+    bytes grow linearly in s; bf16 autocast saves less than fp32; dropout adds 1-byte masks;
+    checkpointing keeps little; use_cache=False drops the k, v copies."""
     at = lambda s, **kw: activation_bytes(12, 768, 12, 50257, 1, s, Step(**kw))
     fused = [at(s) - at(0) for s in (1024, 2048)]
     eager = [at(s, attn="eager") - at(0, attn="eager") for s in (1024, 2048)]
@@ -217,8 +217,9 @@ PEAKS = [
 
 @pytest.mark.parametrize("dtype, checkpointing, first_step", PEAKS)
 def test_step_peak_against_the_cpu_memory_timeline(dtype, checkpointing, first_step):
-    """The step's peak, measured from every allocation and free the profiler records. Backward start
-    (saved tensors plus two b×s×V fp32 gradients) is exact to 1%; the blocks phase, a model, to 6%."""
+    """The step's peak, measured from every allocation and free the profiler records. Backward
+    start (saved tensors plus two b×s×V fp32 gradients) is exact to 1%; the blocks phase, a model,
+    to 6%."""
     shape = (2, 64, 4, 512, 4, 64)
     step = Step("cpu", "sdpa", dtype, 0.1, checkpointing)
     torch.manual_seed(0)

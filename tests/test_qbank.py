@@ -44,8 +44,9 @@ def source():
 
 def test_bank_validates_against_the_schema(source):
     bank, card = source
-    # Metric keys: the lab's published snippets/results/<lab>.json when it exists, else the contract list
-    # in code/site/data/lab_keys.yaml (the labs are written in parallel; the fallback keeps links checkable).
+    # Metric keys: the lab's published snippets/results/<lab>.json when it exists, else the
+    # contract list in code/site/data/lab_keys.yaml (the labs are written in parallel; the fallback
+    # keeps links checkable).
     assert qbank.check(bank, card, DOCS, qbank.RESULTS, LAB_KEYS) == []
 
 

@@ -1,13 +1,14 @@
-"""Each file of tests/data/reader-data (real layouts, invented content; see its README) meets its outcome at
-the smoke preset: it trains exactly what it says, with the rows used, or it stops with exit 2 and one line
-naming the file, the row and the fix. Never a traceback, never exit 0 on something else.
+"""Each file of tests/data/reader-data (real layouts, invented content; see its README) meets its
+outcome at the smoke preset: it trains exactly what it says, with the rows used, or it stops with
+exit 2 and one line naming the file, the row and the fix. Never a traceback, never exit 0 on
+something else.
 
-Most outcomes are checked in-process: the lab's own reading, split and fit calls, then the TRL trainer
-built (not trained) on what they return. Six outcomes run the lab script itself, to check the exit code,
-the single stderr line and the rows reported in metrics.json.
-Cost (measured on the shared 2-core machine, load average 7): about 10 s in-process, plus about 110 s
-wall (50 s CPU) for the six lab runs, with the pretrain, SFT, reward and PPO smoke stages from the session
-cache. The eleven CLI bad-input runs this replaced in tests/labs cost about 90 s.
+Most outcomes are checked in-process: the lab's own reading, split and fit calls, then the TRL
+trainer built (not trained) on what they return. Six outcomes run the lab script itself, to check
+the exit code, the single stderr line and the rows reported in metrics.json. Cost (measured on the
+shared 2-core machine, load average 7): about 10 s in-process, plus about 110 s wall (50 s CPU) for
+the six lab runs, with the pretrain, SFT, reward and PPO smoke stages from the session cache. The
+eleven CLI bad-input runs this replaced in tests/labs cost about 90 s.
 """
 
 import json
@@ -221,7 +222,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
     )  # nothing more dropped by the trainer's own filter
 
 
-# --- through the lab scripts: exit codes, one stderr line, metrics.json ----------------------------------
+# --- through the lab scripts: exit codes, one stderr line, metrics.json --------------------------
 
 
 def cli(lab_name: str, file: str, tmp_path, *flags: str):

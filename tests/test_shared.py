@@ -1,5 +1,6 @@
-"""The helpers every lab shares: trainer defaults that really override TRL's, flag lists, the hold-out
-split, table cells, a process's own peak RSS, and readying a Hub tokenizer. Cost: about 6 s (importing TRL's configs)."""
+"""The helpers every lab shares: trainer defaults that really override TRL's, flag lists, the
+hold-out split, table cells, a process's own peak RSS, and readying a Hub tokenizer. Cost: about 6
+s (importing TRL's configs)."""
 
 import os
 
@@ -64,10 +65,10 @@ def test_split_heldout_keeps_one_in_five():
 
 
 def test_peak_rss_is_the_process_own_not_its_parents():
-    """A lab started by a large process (a test worker) reports its own peak: Linux keeps getrusage's
-    ru_maxrss across fork and exec (measured here: the child of a process holding 600 MiB read 613 MiB
-    from ru_maxrss, 13 MiB from VmHWM).
-    Cost: about 1 s (a child process that imports lifecycle.cli)."""
+    """A lab started by a large process (a test worker) reports its own peak: Linux keeps
+    getrusage's ru_maxrss across fork and exec (measured here: the child of a process holding 600
+    MiB read 613 MiB from ru_maxrss, 13 MiB from VmHWM). Cost: about 1 s (a child process that
+    imports lifecycle.cli)."""
     import subprocess
     import sys
 
@@ -91,8 +92,9 @@ def test_cell_shows_special_tokens_and_cuts():
 
 
 def test_ready_tokenizer_gives_a_hub_tokenizer_our_tokens():
-    """A gpt2-like tokenizer (BPE, one special token, no pad, no template) gets our pad, EOS, role markers
-    and chat template, the model's embeddings and config follow, and a second call changes nothing."""
+    """A gpt2-like tokenizer (BPE, one special token, no pad, no template) gets our pad, EOS, role
+    markers and chat template, the model's embeddings and config follow, and a second call changes
+    nothing."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer, bpe.decoder = (
         pre_tokenizers.ByteLevel(add_prefix_space=False),

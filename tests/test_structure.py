@@ -52,8 +52,9 @@ def stages_run_by(lab: str) -> set[str]:
 
 
 def test_stage_graph_is_declared_and_true():
-    """STAGES lists every lab script once, in an order where each lab comes after what it needs, and each
-    lab's `needs` are exactly the stages its script runs (so fingerprints and the diagram tell the truth)."""
+    """STAGES lists every lab script once, in an order where each lab comes after what it needs,
+    and each lab's `needs` are exactly the stages its script runs (so fingerprints and the diagram
+    tell the truth)."""
     from lifecycle.stages import STAGES
 
     assert set(STAGES) == {
@@ -92,8 +93,8 @@ def test_labs_index_draws_the_graph():
 
 
 def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
-    """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in STAGES order,
-    right after the index, and the notebooks last."""
+    """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in
+    STAGES order, right after the index, and the notebooks last."""
     import yaml
 
     import hooks

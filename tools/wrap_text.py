@@ -3,15 +3,17 @@
 `ruff format` wraps code but never text, and `ruff check` (E501) then reports every comment and
 docstring line that is too long for a code block on the page. This refills them as a person would:
 
-- a run of full-line comments at one indentation is refilled as a paragraph (a comment line that starts
-  a list item, or is indented further, starts a new paragraph);
+- a run of full-line comments at one indentation is refilled as a paragraph (a comment line that
+  starts a list item, or is indented further, starts a new paragraph);
 - a trailing comment that makes its line too long moves above that line, refilled;
 - a docstring paragraph (lines at the docstring's indentation, blank lines between paragraphs) is
-  refilled; a list item (`- `, `* `, `1. `) is refilled with a hanging indent.
+  refilled; a list item (`- `, `* `, `1. `) is refilled with a hanging indent. A one-line docstring
+  is left to a person: a summary stays one line (PEP 257), so it needs fewer words, not a wrap.
 
-It touches only paragraphs that hold a line that is too long, and never a code annotation (`# (1)!`), a
-snippet marker (`# --8<--`), a pragma (`# noqa`, `# type:`, `# fmt:`) or an indented docstring line (a
-command or an example). What it leaves (a long string, a long command line) ruff check still reports.
+It touches only paragraphs that hold a line that is too long, and never a code annotation
+(`# (1)!`), a snippet marker (`# --8<--`), a pragma (`# noqa`, `# type:`, `# fmt:`), an inline code
+span, a table, or an indented docstring line (a command or an example); a `# --- ruler ---` comment
+is shortened. What it leaves (a long string, a long command line) ruff check still reports.
 
     python tools/wrap_text.py FILE...   # make format runs it on every file ruff checks
 
@@ -31,20 +33,35 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDTH = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["line-length"]
 KEEP = re.compile(r"#\s*(\(\d+\)!|--8<--|noqa|type:|fmt:|pragma|!)")
 ITEM = re.compile(r"^([-*] |\d+\. )")
+CODE_SPAN = re.compile(r"`[^`]+`")
+NBSP = "\x00"
+RULER = re.compile(r"^(\s*#.*?)([-=]{3,})$")  # `# --- a section ----`: shortened, never refilled
 
 
 def fill(text: str, first: str, rest: str, width: int = WIDTH, last_suffix: str = "") -> list[str]:
-    """`text` refilled to `width`, the first line after `first`, the others after `rest`; the last line
-    leaves room for `last_suffix` (a docstring's closing quotes)."""
+    """`text` refilled to `width`, the first line after `first`, the others after `rest`; the last
+    line leaves room for `last_suffix` (a docstring's closing quotes). A code span never breaks."""
+    text = CODE_SPAN.sub(lambda m: m.group().replace(" ", NBSP), text)
+    return [line.replace(NBSP, " ") for line in _fill(text, first, rest, width, last_suffix)]
+
+
+def _fill(text: str, first: str, rest: str, width: int, last_suffix: str) -> list[str]:
     lines = textwrap.wrap(
-        text, width=width, initial_indent=first, subsequent_indent=rest,
-        break_long_words=False, break_on_hyphens=False,
+        text,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
     if last_suffix and len(lines[-1]) + len(last_suffix) > width:
         head = textwrap.wrap(
-            lines[-1][len(rest):] if len(lines) > 1 else text, width=width - len(last_suffix),
-            initial_indent=rest if len(lines) > 1 else first, subsequent_indent=rest,
-            break_long_words=False, break_on_hyphens=False,
+            lines[-1][len(rest) :] if len(lines) > 1 else text,
+            width=width - len(last_suffix),
+            initial_indent=rest if len(lines) > 1 else first,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
         )
         lines = lines[:-1] + head
     if last_suffix:
@@ -62,7 +79,8 @@ def comment_tokens(source: str) -> dict[int, int]:
 
 
 def docstring_spans(source: str) -> list[tuple[int, int, int]]:
-    """(first line, last line, indentation) of every module, class and function docstring (1-based)."""
+    """(first line, last line, indentation) of every module, class and function docstring
+    (1-based)."""
     spans = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -82,6 +100,12 @@ def wrap_comments(lines: list[str], comments: dict[int, int]) -> list[str]:
             i += 1
             continue
         indent = line[:col]
+        ruler = RULER.match(line)
+        if ruler and not line[:col].strip():
+            keep = max(3, WIDTH - len(ruler.group(1)))
+            out.append(ruler.group(1) + ruler.group(2)[:keep] if len(line) > WIDTH else line)
+            i += 1
+            continue
         if line[:col].strip():  # a trailing comment
             if len(line) > WIDTH and len(line[:col].rstrip()) <= WIDTH:
                 code_indent = re.match(r"\s*", line).group()
@@ -96,8 +120,14 @@ def wrap_comments(lines: list[str], comments: dict[int, int]) -> list[str]:
         j, para = i, []
         while j < len(lines) and comments.get(j + 1) == col and not lines[j][:col].strip():
             body = lines[j][col:]
-            if KEEP.match(body) or (para and (body in ("#", "# ") or ITEM.match(body[2:])
-                                               or body.startswith("#  "))):
+            if (
+                KEEP.match(body)
+                or RULER.match(body)
+                or (
+                    para
+                    and (body in ("#", "# ") or ITEM.match(body[2:]) or body.startswith("#  "))
+                )
+            ):
                 break
             para.append(body)
             j += 1
@@ -133,6 +163,10 @@ def wrap_docstrings(lines: list[str], spans) -> list[str]:
             block = lines[start:idx]
             if not any(len(line) > WIDTH for line in block):
                 continue
+            # A summary line (a one-line docstring, or the first line of a longer one) stays one
+            # line (PEP 257): it needs fewer words, not a wrap, so it is left for ruff to report.
+            if first == last or (start == first - 1 and idx - start == 1 and idx - 1 < last - 1):
+                continue
             new = wrap_paragraph(block, base, opens=start == first - 1, closes=idx - 1 == last - 1)
             if new is not None:
                 replace[start, idx - 1] = new
@@ -144,14 +178,15 @@ def wrap_docstrings(lines: list[str], spans) -> list[str]:
 
 
 def wrap_paragraph(block: list[str], base: str, opens: bool, closes: bool) -> list[str] | None:
-    """Refill one docstring paragraph; None when it is not plain text (it is then left as it is)."""
+    """Refill one docstring paragraph; None when it is not plain text (it is then left as it
+    is)."""
     prefix = ""
     if opens:
         m = re.match(r'(\s*[rRbBuU]?""")', block[0])
         if not m:
             return None
-        prefix = m.group(1)[len(base):]
-        block = [base + block[0][len(m.group(1)):], *block[1:]]
+        prefix = m.group(1)[len(base) :]
+        block = [base + block[0][len(m.group(1)) :], *block[1:]]
     suffix = ""
     if closes:
         if not block[-1].rstrip().endswith('"""'):
@@ -160,11 +195,17 @@ def wrap_paragraph(block: list[str], base: str, opens: bool, closes: bool) -> li
         block = [*block[:-1], block[-1].rstrip()[:-3]]
         if not block[-1].strip():
             block, suffix = block[:-1], ""  # the closing quotes stand on their own line: keep that
-    if any(not line.startswith(base) or line[len(base):len(base) + 1].isspace() for line in block if line):
+    if any(
+        not line.startswith(base) or line[len(base) : len(base) + 1].isspace()
+        for line in block
+        if line
+    ):
         # Lines indented further are a command, an example or an item's continuation: refill only a
         # plain list of items with their hanging indents.
         return wrap_items(block, base, prefix, suffix, closes)
-    texts = [line[len(base):] for line in block]
+    texts = [line[len(base) :] for line in block]
+    if any(t.startswith(("|", "#", "```", ">>>")) for t in texts):  # a table, a heading, code
+        return None
     if any(ITEM.match(t) for t in texts):
         return wrap_items(block, base, prefix, suffix, closes)
     new = fill(" ".join(t.strip() for t in texts), base + prefix, base, last_suffix=suffix)
@@ -177,12 +218,12 @@ def wrap_items(block, base, prefix, suffix, closes) -> list[str] | None:
     """A paragraph that is a list of items (`- x` with continuation lines indented to the text)."""
     items, head = [], None
     for line in block:
-        text = line[len(base):] if line.startswith(base) else None
+        text = line[len(base) :] if line.startswith(base) else None
         if text is None:
             return None
         m = ITEM.match(text)
         if m:
-            items.append([m.group(), text[len(m.group()):].strip()])
+            items.append([m.group(), text[len(m.group()) :].strip()])
         elif items and text.startswith(" " * len(items[-1][0])):
             items[-1][1] += " " + text.strip()
         elif not items and head is None:

@@ -4,22 +4,24 @@
     python code/gpu/standin_hub.py --flavour gpt2    # the real GPT-2-124M shape, for a GPU check
     export HF_HOME=<the folder it prints> HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-With those variables, `from_pretrained("gpt2")` and `load_dataset("org/name")` resolve here, with no network,
-so every lab's `--preset gpu` runs as a reader's GPU session would run it, against:
+With those variables, `from_pretrained("gpt2")` and `load_dataset("org/name")` resolve here, with
+no network, so every lab's `--preset gpu` runs as a reader's GPU session would run it, against:
 
-- `gpt2`, in the hub cache layout (`hub/models--gpt2/refs/main` names a revision, `snapshots/<revision>/`
-  holds it): a GPT-2-style tokenizer (a byte-level BPE trained here on generated text to 50,257 tokens,
-  `<|endoftext|>` as its only special token and bos/eos/unk, no pad token, no chat template,
-  `model_max_length` 1,024) and random GPT-2 weights saved with `save_pretrained` (safetensors);
+- `gpt2`, in the hub cache layout (`hub/models--gpt2/refs/main` names a revision,
+  `snapshots/<revision>/` holds it): a GPT-2-style tokenizer (a byte-level BPE trained here on
+  generated text to 50,257 tokens, `<|endoftext|>` as its only special token and bos/eos/unk, no
+  pad token, no chat template, `model_max_length` 1,024) and random GPT-2 weights saved with
+  `save_pretrained` (safetensors);
 - the datasets, in the prepared `datasets` cache layout that `load_dataset` reads offline
-  (`datasets/<org>___<snake_name>/<config>/0.0.0/<revision>/`), with the columns, types and splits the
-  real ones have: `Salesforce/wikitext` (wikitext-2-raw-v1, wikitext-103-raw-v1; `text`),
-  `trl-lib/Capybara` (`source`, `messages`, `num_turns`), `trl-lib/ultrafeedback_binarized` (`chosen`,
-  `rejected` as conversations, `score_chosen`, `score_rejected`) and `openai/gsm8k` (config `main`:
-  `question`, `answer` ending in `#### <number>`).
+  (`datasets/<org>___<snake_name>/<config>/0.0.0/<revision>/`), with the columns, types and splits
+  the real ones have: `Salesforce/wikitext` (wikitext-2-raw-v1, wikitext-103-raw-v1; `text`),
+  `trl-lib/Capybara` (`source`, `messages`, `num_turns`), `trl-lib/ultrafeedback_binarized`
+  (`chosen`, `rejected` as conversations, `score_chosen`, `score_rejected`) and `openai/gsm8k`
+  (config `main`: `question`, `answer` ending in `#### <number>`).
 
-Every row is generated from `code/lifecycle/world`; nothing is copied from the real datasets, which are far
-larger. The build is cached under `$LIFECYCLE_CACHE`, keyed by a fingerprint of this file and the world.
+Every row is generated from `code/lifecycle/world`; nothing is copied from the real datasets, which
+are far larger. The build is cached under `$LIFECYCLE_CACHE`, keyed by a fingerprint of this file
+and the world.
 """
 
 import argparse
@@ -46,8 +48,8 @@ WIKI = {
 
 
 def words(rng: random.Random, n: int) -> list[str]:
-    """`n` distinct made-up words from the world's syllables: enough rare pairs for BPE to learn 50,256
-    tokens (the world's own text has too few distinct words to need that many merges)."""
+    """`n` distinct made-up words from the world's syllables: enough rare pairs for BPE to learn
+    50,256 tokens (the world's own text has too few distinct words to need that many merges)."""
     from lifecycle.world.entities import CODAS, ONSETS, VOWELS
 
     out: set[str] = set()
@@ -139,7 +141,7 @@ def save_dataset(
 # --8<-- [end:layout]
 
 
-# --- the datasets' rows, from the world --------------------------------------------------------------
+# --- the datasets' rows, from the world ----------------------------------------------------------
 
 
 def wikitext(split: str, articles: int, seed: int) -> list[dict]:
@@ -181,8 +183,8 @@ def capybara(split: str, seed: int) -> list[dict]:
 
 
 def ultrafeedback(split: str, seed: int) -> list[dict]:
-    """Preference pairs with an implicit prompt: chosen and rejected are whole conversations, with the
-    1-10 scores a judge gave them (chosen higher)."""
+    """Preference pairs with an implicit prompt: chosen and rejected are whole conversations, with
+    the 1-10 scores a judge gave them (chosen higher)."""
     from lifecycle.world import pairs
 
     rng = random.Random(f"ultrafeedback/{split}/{seed}")
@@ -202,8 +204,8 @@ def ultrafeedback(split: str, seed: int) -> list[dict]:
 
 
 def gsm8k(split: str, n: int, seed: int) -> list[dict]:
-    """Grade-school word problems about the world's people, with worked answers that end `#### <number>`
-    and mark each calculation `<<a*b=c>>`, as GSM8K's do."""
+    """Grade-school word problems about the world's people, with worked answers that end
+    `#### <number>` and mark each calculation `<<a*b=c>>`, as GSM8K's do."""
     from lifecycle.world import make_world
 
     w = make_world(seed)
@@ -279,7 +281,7 @@ def save_datasets(home: Path, revision: str, seed: int = 0) -> None:
     )
 
 
-# --- build, cached ---------------------------------------------------------------------------------
+# --- build, cached -------------------------------------------------------------------------------
 
 
 def build(flavour: str = "tiny", seed: int = 0) -> Path:

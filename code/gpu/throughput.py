@@ -21,7 +21,8 @@ B, T = 16, 1024
 x = torch.randint(0, 50304, (B, T), device="cuda")
 out = {}
 for name, m in (("eager", model), ("compiled", torch.compile(model))):
-    torch.cuda.reset_peak_memory_stats()  # each run its own peak (the weights and AdamW state stay allocated)
+    # each run its own peak (the weights and AdamW state stay allocated)
+    torch.cuda.reset_peak_memory_stats()
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):

@@ -5,15 +5,16 @@
     python code/labs/curation.py --output_dir runs/curation --preset gpu     # gpt2 on a Hub corpus
     python code/labs/curation.py --output_dir runs/mine --corpus my.jsonl    # curate your own JSONL file
 
-Offline presets curate the world's raw "web" corpus, whose junk is labelled, so each stage is scored
-against the truth. Then the same small GPT-2 is pretrained for the same number of tokens on the raw corpus,
-on the curated mixture, and on a curated mixture that ends on its best source (annealing); and quiz items
-planted in the raw corpus show how contamination inflates an evaluation.
-Writes `metrics.json`, `results.md`, `rules.md`, `removed.md`, `funnel.png` and `effect.png`.
+Offline presets curate the world's raw "web" corpus, whose junk is labelled, so each stage is
+scored against the truth. Then the same small GPT-2 is pretrained for the same number of tokens on
+the raw corpus, on the curated mixture, and on a curated mixture that ends on its best source
+(annealing); and quiz items planted in the raw corpus show how contamination inflates an
+evaluation. Writes `metrics.json`, `results.md`, `rules.md`, `removed.md`, `funnel.png` and
+`effect.png`.
 
-Longer than the 250 lines a lab aims for: it is two experiments, the pipeline scored against the planted
-junk and three models trained on the same token budget, and its report covers both. The pipeline itself
-and its scoring live in `lifecycle/curation.py`.
+Longer than the 250 lines a lab aims for: it is two experiments, the pipeline scored against the
+planted junk and three models trained on the same token budget, and its report covers both. The
+pipeline itself and its scoring live in `lifecycle/curation.py`.
 """
 
 import json

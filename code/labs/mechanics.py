@@ -4,12 +4,13 @@
     python code/labs/mechanics.py --output_dir runs/mechanics --preset smoke   # seconds
     python code/labs/mechanics.py --output_dir runs/mechanics --preset gpu     # real gpt2 shape, on a GPU
 
-Five small experiments on a GPT-2 built from `GPT2Config`, trained on the world's web text, each showing
-one knob doing its job. Writes `metrics.json`, `results.md`, `formats.md`, `schedule.png` and
-`precision.png`.
+Five small experiments on a GPT-2 built from `GPT2Config`, trained on the world's web text, each
+showing one knob doing its job. Writes `metrics.json`, `results.md`, `formats.md`, `schedule.png`
+and `precision.png`.
 
-Longer than the 250 lines a lab aims for: five experiments, one per knob, and each one's code is what its
-part of the page teaches, so they stay here, side by side, rather than behind a package call.
+Longer than the 250 lines a lab aims for: five experiments, one per knob, and each one's code is
+what its part of the page teaches, so they stay here, side by side, rather than behind a package
+call.
 """
 
 import math
@@ -180,8 +181,8 @@ def formats() -> list[dict]:
 
 
 def overflows(dtype) -> bool:
-    """An activation that overflows: the sum of squares an RMSNorm/LayerNorm takes over 1,024 features,
-    when one feature is an outlier of 300 (LLMs grow such outlier features)."""
+    """An activation that overflows: the sum of squares an RMSNorm/LayerNorm takes over 1,024
+    features, when one feature is an outlier of 300 (LLMs grow such outlier features)."""
     x = torch.randn(1024, generator=torch.Generator().manual_seed(0))
     x[7] = 300.0
     x = x.to(dtype)
@@ -191,8 +192,9 @@ def overflows(dtype) -> bool:
 def logits_grad(tokens: int, vocab: int, dtype, scaler=None):
     """The gradient of the mean cross-entropy with respect to the logits, stored in `dtype`.
 
-    Each entry is p/N (N tokens in the loss, p ≈ 1/vocab): at GPT-2's vocabulary it sits below fp16's
-    smallest subnormal, so fp16 stores 0. Returns the stored gradient and the weight's fp32 gradient."""
+    Each entry is p/N (N tokens in the loss, p ≈ 1/vocab): at GPT-2's vocabulary it sits below
+    fp16's smallest subnormal, so fp16 stores 0. Returns the stored gradient and the weight's fp32
+    gradient."""
     g = torch.Generator().manual_seed(0)
     h = torch.randn(tokens, 64, generator=g)
     w = torch.nn.Parameter(torch.randn(64, vocab, generator=g) / 8)  # fp32 master weight

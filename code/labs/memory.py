@@ -6,11 +6,12 @@
     python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024   # the calculator alone
 
 For each model size the lab builds a real HF GPT-2 (random weights) and compares the calculator in
-`lifecycle.memory` with what the program holds: the weights, gradients and AdamW state after a step; the
-bytes autograd saves for backward; and the peak of a whole training step (the profiler's memory timeline
-on a CPU, `torch.cuda.max_memory_allocated` on a GPU). At `--grid_size` it checks every attention path
-(eager, SDPA, SDPA's math backend), dtype (fp32, bf16 autocast), dropout and checkpointing setting.
-Writes `metrics.json`, `results.md`, `activations.md`, `peaks.md`, `family.md`, `zero.md`, `breakdown.png`.
+`lifecycle.memory` with what the program holds: the weights, gradients and AdamW state after a
+step; the bytes autograd saves for backward; and the peak of a whole training step (the profiler's
+memory timeline on a CPU, `torch.cuda.max_memory_allocated` on a GPU). At `--grid_size` it checks
+every attention path (eager, SDPA, SDPA's math backend), dtype (fp32, bf16 autocast), dropout and
+checkpointing setting. Writes `metrics.json`, `results.md`, `activations.md`, `peaks.md`,
+`family.md`, `zero.md`, `breakdown.png`.
 """
 
 import gc
@@ -136,7 +137,8 @@ def static_check(size, args, ids) -> dict:
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model(ids, labels=ids).loss.backward()
-    optimizer.step()  # AdamW creates exp_avg (m), exp_avg_sq (v) and step lazily, at the first step
+    # AdamW creates exp_avg (m), exp_avg_sq (v) and step lazily, at the first step
+    optimizer.step()
     real = state_bytes(model, optimizer)
     params = params_from_config(model.config)  # from the config alone
     calc = exact_adamw_state_bytes(params, gpt2_param_tensors(size[0]))

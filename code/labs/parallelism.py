@@ -4,17 +4,17 @@
     python code/labs/parallelism.py --output_dir runs/parallelism --preset smoke   # seconds
     python code/labs/parallelism.py --output_dir runs/parallelism --preset gpu     # real gpt2 weights (Hub)
 
-`main` spawns 2 processes (torch.multiprocessing, gloo backend, CPU) that form ONE process group and run
-four demos on a GPT-2 with random weights: DDP, tensor parallel (`parallelize_module`), pipeline parallel
-(`torch.distributed.pipelining`, GPipe) and FSDP2 (`fully_shard`). Each demo compares its result with one
-process doing the same work alone, and records every rank's tensor shapes. The `gpu` preset loads the real
-`gpt2` and still runs on 2 CPU processes: for real multi-GPU training use `accelerate launch` with the
-configs in `code/configs/` (see the page).
+`main` spawns 2 processes (torch.multiprocessing, gloo backend, CPU) that form ONE process group
+and run four demos on a GPT-2 with random weights: DDP, tensor parallel (`parallelize_module`),
+pipeline parallel (`torch.distributed.pipelining`, GPipe) and FSDP2 (`fully_shard`). Each demo
+compares its result with one process doing the same work alone, and records every rank's tensor
+shapes. The `gpu` preset loads the real `gpt2` and still runs on 2 CPU processes: for real
+multi-GPU training use `accelerate launch` with the configs in `code/configs/` (see the page).
 Writes `metrics.json`, `results.md`, `shapes.md`, `bubble.md` and `bubble.png`.
 
-Longer than the 250 lines a lab aims for: four demos (DDP, TP, PP, FSDP), each the code its part of the
-page teaches, plus the process group they share. The plumbing (the same model in every process, shapes,
-differences) lives in `lifecycle/parallel.py`.
+Longer than the 250 lines a lab aims for: four demos (DDP, TP, PP, FSDP), each the code its part of
+the page teaches, plus the process group they share. The plumbing (the same model in every process,
+shapes, differences) lives in `lifecycle/parallel.py`.
 """
 
 import copy
@@ -132,8 +132,8 @@ def data_parallel(model, ids, ref_grads, rank, record) -> dict:
 
 # --8<-- [start:tp]
 def tensor_parallel(model, x, mesh, record) -> dict:
-    """Megatron-style tensor parallel on one GPT-2 block: every rank sees the whole batch and holds half
-    of each weight matrix; attention splits by heads, the MLP by hidden units."""
+    """Megatron-style tensor parallel on one GPT-2 block: every rank sees the whole batch and holds
+    half of each weight matrix; attention splits by heads, the MLP by hidden units."""
     from torch.distributed.tensor.parallel import (
         ColwiseParallel,
         RowwiseParallel,
@@ -212,8 +212,8 @@ def next_token_loss(logits, ids):
 
 
 def make_pipe(stage_module, m: int, rank: int):
-    """This rank's part of a 2-stage pipeline with m micro-batches: `step(ids)` runs forward and backward
-    and returns the logits on the last stage."""
+    """This rank's part of a 2-stage pipeline with m micro-batches: `step(ids)` runs forward and
+    backward and returns the logits on the last stage."""
     from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 
     # --8<-- [start:pipeline]
@@ -269,8 +269,9 @@ def pipeline_parallel(model, ids, ref, ref_grads, args, rank, record) -> dict:
 def stage_times(model, args, rank) -> tuple[float, float]:
     """Seconds this rank's stage needs for one micro-batch's forward and backward, alone.
 
-    Timed on the real stage modules, the fastest of `repeats` tries (other processes on a shared CPU
-    only ever add time). Both ranks time their stage at the same moment, as in the pipelined step.
+    Timed on the real stage modules, the fastest of `repeats` tries (other processes on a shared
+    CPU only ever add time). Both ranks time their stage at the same moment, as in the pipelined
+    step.
     """
     stage = (FirstStage if rank == 0 else LastStage)(model, model.config.n_layer // 2)
     ids = torch.randint(
@@ -318,8 +319,8 @@ def bubble_sweep(model, args, rank) -> dict:
 
 # --8<-- [start:fsdp]
 def sharded_data_parallel(model, ids, ref_grads, mesh, rank, record) -> dict:
-    """FSDP2 / ZeRO-3: each rank stores 1/N of every parameter, gathers a block's weights just before
-    using them, and keeps only its shard of the gradients (reduce-scatter)."""
+    """FSDP2 / ZeRO-3: each rank stores 1/N of every parameter, gathers a block's weights just
+    before using them, and keeps only its shard of the gradients (reduce-scatter)."""
     from torch.distributed.fsdp import fully_shard
 
     full = {n: p.detach().clone() for n, p in model.named_parameters()}

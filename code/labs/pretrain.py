@@ -4,9 +4,9 @@
     python code/labs/pretrain.py --output_dir runs/pretrain --preset smoke   # seconds
     python code/labs/pretrain.py --output_dir runs/pretrain --preset gpu     # real gpt2 on WikiText-2
 
-Offline presets build a GPT-2 from `GPT2Config` and train it on the synthetic world's web text. The `gpu`
-preset fine-tunes the real `gpt2` on WikiText-2 with the same trainer and the same perplexity code.
-Writes `metrics.json`, `loss.png`, `results.md` and the model (`model/`, safetensors).
+Offline presets build a GPT-2 from `GPT2Config` and train it on the synthetic world's web text. The
+`gpu` preset fine-tunes the real `gpt2` on WikiText-2 with the same trainer and the same perplexity
+code. Writes `metrics.json`, `loss.png`, `results.md` and the model (`model/`, safetensors).
 """
 
 import time

@@ -61,8 +61,9 @@ def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
 
 
 def comma_list(flag: str, text: str, kind: type = str, choices=None) -> list:
-    """A comma-separated flag value (`--kl_coefs 0,0.05,0.2`) as a list of `kind`, each one of `choices`
-    when given. Bad input is one line naming the flag: `--kl_coefs must be comma-separated numbers, ...`."""
+    """A comma-separated flag value (`--kl_coefs 0,0.05,0.2`) as a list of `kind`, each one of
+    `choices` when given. Bad input is one line naming the flag:
+    `--kl_coefs must be comma-separated numbers, ...`."""
     what = {int: "integers", float: "numbers"}.get(kind, "names")
     try:
         values = [kind(x.strip()) for x in text.split(",")]
@@ -108,9 +109,9 @@ def write_metrics(out: Path, metrics: dict) -> Path:
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far (MiB): `VmHWM` from /proc/self/status on Linux.
 
-    Not getrusage's `ru_maxrss` there: Linux keeps it across fork and exec, so a lab started by a large
-    process (a test worker, a notebook kernel) would report its parent's peak. Elsewhere (macOS), it is
-    `ru_maxrss` (bytes on macOS, KiB on other systems)."""
+    Not getrusage's `ru_maxrss` there: Linux keeps it across fork and exec, so a lab started by a
+    large process (a test worker, a notebook kernel) would report its parent's peak. Elsewhere
+    (macOS), it is `ru_maxrss` (bytes on macOS, KiB on other systems)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:

@@ -1,8 +1,8 @@
 """Data curation over a `datasets.Dataset`: exact dedup, near dedup, quality filters, contamination, mixing.
 
-Each stage takes a dataset with a `text` column and returns the kept rows plus a log of what it removed
-and why. The rows keep whatever other columns they have (the labs carry the generator's `kind` label
-along, so every stage can be scored against the truth).
+Each stage takes a dataset with a `text` column and returns the kept rows plus a log of what it
+removed and why. The rows keep whatever other columns they have (the labs carry the generator's
+`kind` label along, so every stage can be scored against the truth).
 
     ds = Dataset.from_dict({"text": texts})
     ds, log = exact_dedup(ds)
@@ -115,9 +115,9 @@ def _signatures(batch, k: int, num_perm: int):
 def near_dedup(ds: Dataset, cfg: Config | None = None) -> tuple[Dataset, dict]:
     """Drop each document whose estimated Jaccard similarity with an earlier one reaches `threshold`.
 
-    MinHash turns each shingle set into `num_perm` numbers whose agreement rate estimates Jaccard; LSH
-    bands them so that only likely pairs are ever compared. Every document goes into the index, removed
-    or not, so a chain of copies is caught even when its first member was dropped.
+    MinHash turns each shingle set into `num_perm` numbers whose agreement rate estimates Jaccard;
+    LSH bands them so that only likely pairs are ever compared. Every document goes into the index,
+    removed or not, so a chain of copies is caught even when its first member was dropped.
     """
     cfg = cfg or Config()
     ds = ds.map(
@@ -206,7 +206,8 @@ def quality_filter(
 ) -> tuple[Dataset, dict]:
     """Flag every rule on every document, then drop the documents that fail any rule in `use`.
 
-    Rules outside `use` are still counted, so their hit counts can be judged before turning them on.
+    Rules outside `use` are still counted, so their hit counts can be judged before turning them
+    on.
     """
     cfg = cfg or Config()
     use = tuple(rules(cfg)) if use is None else use
@@ -319,8 +320,9 @@ def curate(
 
 
 def read_jsonl(path: str, column: str = "text") -> tuple[list[str], dict[str, int]]:
-    """The `column` of each JSON line. Empty and non-UTF-8 lines are skipped and counted; a line that is
-    not JSON, or lacks the column, stops the run with one line naming the file and line number."""
+    """The `column` of each JSON line. Empty and non-UTF-8 lines are skipped and counted; a line
+    that is not JSON, or lacks the column, stops the run with one line naming the file and line
+    number."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
@@ -359,8 +361,9 @@ def read_jsonl(path: str, column: str = "text") -> tuple[list[str], dict[str, in
 
 
 def hub_corpus(dataset: str, column: str, n: int) -> tuple[list[str], list[str]]:
-    """Train and validation texts of a Hub dataset (`NAME` or `NAME:CONFIG`): the first `n` training rows,
-    and up to 2,000 non-empty validation (or test) rows; without either split, the last 5% of the rows."""
+    """Train and validation texts of a Hub dataset (`NAME` or `NAME:CONFIG`): the first `n`
+    training rows, and up to 2,000 non-empty validation (or test) rows; without either split, the
+    last 5% of the rows."""
     name, _, config = dataset.partition(":")
     try:
         ds = load_dataset(name, config or None)
@@ -385,7 +388,8 @@ def cpu_seconds() -> float:
     return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
-# Scoring against the truth: the world's raw corpus labels every document with the `kind` it was planted as.
+# Scoring against the truth: the world's raw corpus labels every document with the `kind` it was
+# planted as.
 JUNK = {"spam", "boilerplate"}
 
 
@@ -438,8 +442,8 @@ def rule_report(log: dict, kinds: list[str]) -> list[dict]:
 
 
 def write_removed(raw: Dataset, logs: list[dict], path) -> list[dict]:
-    """Every removed document with its stage and reason, as JSON lines at `path`; returns the first two
-    of each stage, their text shortened, for a table."""
+    """Every removed document with its stage and reason, as JSON lines at `path`; returns the first
+    two of each stage, their text shortened, for a table."""
     examples, ds = [], raw
     with open(path, "w") as f:
         for log in logs:

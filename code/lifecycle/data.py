@@ -1,14 +1,14 @@
-"""Your own data: one reader for the chats (SFT) and preference pairs (reward model, DPO) given with `--data`
-(and for the chats of a Hub dataset, `hub_chats`).
+"""Your own data: one reader for the chats (SFT) and preference pairs (reward model, DPO) given
+with `--data` (and for the chats of a Hub dataset, `hub_chats`).
 
-Every file either trains exactly what it says, with the rows used reported, or stops with one line that
-names the file, the row and the fix (`LabError`, exit code 2).
+Every file either trains exactly what it says, with the rows used reported, or stops with one line
+that names the file, the row and the fix (`LabError`, exit code 2).
 
-Files: JSON Lines (one object per line) or a JSON array of objects, either of them gzipped, read with
-`datasets`' `json` builder; UTF-8 with or without a byte-order mark.
+Files: JSON Lines (one object per line) or a JSON array of objects, either of them gzipped, read
+with `datasets`' `json` builder; UTF-8 with or without a byte-order mark.
 
-Formats: TRL's dataset formats (https://huggingface.co/docs/trl/dataset_formats), standard (text) and
-conversational (messages), plus three that map onto them without ambiguity:
+Formats: TRL's dataset formats (https://huggingface.co/docs/trl/dataset_formats), standard (text)
+and conversational (messages), plus three that map onto them without ambiguity:
 
 | for | format | a row |
 | --- | --- | --- |
@@ -21,11 +21,12 @@ conversational (messages), plus three that map onto them without ambiguity:
 | pairs | H4 (UltraFeedback) | a text `prompt`, and `chosen`/`rejected` as whole conversations |
 | pairs | Anthropic HH | `"\\n\\nHuman: ...\\n\\nAssistant: ..."` text, read as user and assistant turns |
 
-Refused by name: tool calls (`tools`, `tool_calls`, `tool` turns: our chat template has no tool format),
-prompt-only and unpaired (`label`) rows, pairs given to SFT and chats given to the pair labs, rows that
-mix formats, roles other than system/user/assistant, null or empty text, other encodings, and text that
-holds a special-token string such as `<|end|>`: the chat template is rendered into one string and
-tokenized whole (by TRL too), so that text would become the control token and could forge a turn.
+Refused by name: tool calls (`tools`, `tool_calls`, `tool` turns: our chat template has no tool
+format), prompt-only and unpaired (`label`) rows, pairs given to SFT and chats given to the pair
+labs, rows that mix formats, roles other than system/user/assistant, null or empty text, other
+encodings, and text that holds a special-token string such as `<|end|>`: the chat template is
+rendered into one string and tokenized whole (by TRL too), so that text would become the control
+token and could forge a turn.
 
 Rows a trainer would leave out (longer than `max_length`, nothing left to train on) are counted by
 `fit_chats`/`fit_pairs` with that trainer's own rule; more than half of them left out is an error.
@@ -80,8 +81,8 @@ def bad(source: str, row: int | str | None, what: str) -> LabError:
 def load_rows(path: str) -> list[dict]:
     """The rows of a JSON Lines or JSON file (gzipped or not) as dicts, read by `datasets`' json builder.
 
-    Raises LabError for an unreadable or empty file, an encoding other than UTF-8, a JSON array in a
-    `.jsonl` file, or a line that is not a JSON object (naming its row)."""
+    Raises LabError for an unreadable or empty file, an encoding other than UTF-8, a JSON array in
+    a `.jsonl` file, or a line that is not a JSON object (naming its row)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -172,8 +173,8 @@ def json_builder(path: Path) -> list[dict]:
 
 
 def count_rows(text: str, path: str) -> int:
-    """The number of rows, once each is known to be one JSON object (with no key twice): the first one
-    that is not is an error naming its row, and its line."""
+    """The number of rows, once each is known to be one JSON object (with no key twice): the first
+    one that is not is an error naming its row, and its line."""
 
     def loads(value: str):
         return json.loads(value, object_pairs_hook=unique_keys)
@@ -347,7 +348,7 @@ def turns(value, source: str, row: int, column: str, weights: bool = False) -> l
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Chats (SFT)
 
 
@@ -359,10 +360,11 @@ def read_chats(path: str) -> list[dict]:
 
 def check_chats(rows: list[dict], source: str) -> list[dict]:
     """SFT rows, all in one format, normalized to `{"messages": [...]}` (an assistant turn may keep
-    `"weight": 0`), `{"text"}` or `{"prompt", "completion"}` (text), each with `"row"`: its number in the file.
+    `"weight": 0`), `{"text"}` or `{"prompt", "completion"}` (text), each with `"row"`: its number
+    in the file.
 
-    ShareGPT turns become role/content turns. Conversational prompt-completion becomes messages whose
-    prompt turns have weight 0: TRL trains only the completion. Raises LabError."""
+    ShareGPT turns become role/content turns. Conversational prompt-completion becomes messages
+    whose prompt turns have weight 0: TRL trains only the completion. Raises LabError."""
     if not rows:
         raise bad(source, None, "the file is empty: no rows to train on")
     layouts = [chat_layout(row, source, i) for i, row in enumerate(rows, 1)]
@@ -484,7 +486,7 @@ def hub_chats(name: str, n: int) -> list[dict]:
     return check_chats(ds.select(range(min(n, len(ds)))).to_list(), name)
 
 
-# ---------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Preference pairs (reward model, DPO)
 
 
@@ -496,8 +498,8 @@ def read_pairs(path: str) -> list[dict]:
 
 def check_pairs(rows: list[dict], source: str) -> list[dict]:
     """Pairs, all in one format, normalized to TRL's explicit-prompt preference rows
-    `{"prompt", "chosen", "rejected", "row"}`: all text, or all messages with a prompt that ends in a user
-    turn and replies that start with the assistant's. Raises LabError."""
+    `{"prompt", "chosen", "rejected", "row"}`: all text, or all messages with a prompt that ends in
+    a user turn and replies that start with the assistant's. Raises LabError."""
     if not rows:
         raise bad(source, None, "the file is empty: no pairs to train on")
     layouts = [pair_layout(row, source, i) for i, row in enumerate(rows, 1)]
@@ -626,7 +628,7 @@ def hh_turns(text: str, source: str, i: int) -> list[dict]:
 # --8<-- [end:pairs]
 
 
-# ---------------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # What the trainer will really train
 
 
@@ -719,9 +721,9 @@ def fit_chats(tokenizer, max_length: int, rows: list[dict], source: str) -> Fit:
 def fit_pairs(
     tokenizer, rows: list[dict], max_length: int, trainer: str, source: str, split: str
 ) -> Fit:
-    """The pairs `trainer` ("reward" or "dpo") uses. RewardTrainer drops a pair longer than `max_length`;
-    DPOTrainer drops one whose prompt alone fills it and cuts the others. A pair with chosen = rejected
-    teaches nothing (its loss has no gradient), so it is left out too."""
+    """The pairs `trainer` ("reward" or "dpo") uses. RewardTrainer drops a pair longer than
+    `max_length`; DPOTrainer drops one whose prompt alone fills it and cuts the others. A pair with
+    chosen = rejected teaches nothing (its loss has no gradient), so it is left out too."""
     special_tokens(rows, tokenizer, source)
     fit = Fit()
     same, long = (
@@ -759,8 +761,9 @@ def fit_pairs(
 
 
 def model_context(model: str):
-    """A model's tokenizer, readied as the labs ready it (our chat template and special tokens), and its
-    context length in tokens, read without loading the weights (no progress bar, no load report)."""
+    """A model's tokenizer, readied as the labs ready it (our chat template and special tokens),
+    and its context length in tokens, read without loading the weights (no progress bar, no load
+    report)."""
     from transformers import AutoConfig, AutoTokenizer
 
     try:
@@ -775,8 +778,8 @@ def model_context(model: str):
 
 
 def fit_chats_at(model: str, rows: list[dict], source: str) -> list[dict]:
-    """The chats SFTTrainer trains at `model`'s context length (`fit_chats`); one warning line for the rows
-    it would leave out or cut."""
+    """The chats SFTTrainer trains at `model`'s context length (`fit_chats`); one warning line for
+    the rows it would leave out or cut."""
     fit = fit_chats(*model_context(model), rows, source)
     warn(source, training=fit)
     return fit.rows
@@ -791,8 +794,9 @@ def fit_splits(
     source: str,
     steps: tuple[int, float, int] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """The training and held-out pairs `trainer` will use (`fit_pairs`), then (with `steps` = batch size,
-    epochs, logging steps) enough of them for a logged step; one warning line for the rows left out."""
+    """The training and held-out pairs `trainer` will use (`fit_pairs`), then (with `steps` = batch
+    size, epochs, logging steps) enough of them for a logged step; one warning line for the rows
+    left out."""
     tokenizer, context = model_context(model)
     if max_length > context:
         raise LabError(
@@ -826,8 +830,8 @@ def pair_lengths(tokenizer, row: dict) -> tuple[int, int, int]:
 
 
 def pair_text(tokenizer, row: dict, key: str) -> str:
-    """Prompt + `key` reply as the one string the reward model reads: through the chat template, or text
-    with EOS added (TRL adds it to standard-format replies)."""
+    """Prompt + `key` reply as the one string the reward model reads: through the chat template, or
+    text with EOS added (TRL adds it to standard-format replies)."""
     if isinstance(row[key], list):
         return tokenizer.apply_chat_template(row.get("prompt", []) + row[key], tokenize=False)
     eos = tokenizer.eos_token

@@ -1,8 +1,9 @@
 """Where a run is measured: the device the labs use, its precision, and the label their results carry.
 
-A lab trains and evaluates on the GPU when there is one (the `gpu` preset's setting), on the CPU otherwise;
-Trainers use bf16 autocast on a bf16-capable GPU and fp32 elsewhere. Every results table says which, so a
-number measured on a laptop CPU is never read as a GPU number, or the other way round.
+A lab trains and evaluates on the GPU when there is one (the `gpu` preset's setting), on the CPU
+otherwise; Trainers use bf16 autocast on a bf16-capable GPU and fp32 elsewhere. Every results table
+says which, so a number measured on a laptop CPU is never read as a GPU number, or the other way
+round.
 """
 
 import os
@@ -31,7 +32,8 @@ def device_name(cpu: bool = False) -> str:
 def measured_on(precision: str | None = None, cpu: bool = False) -> str:
     """The label for results: device and precision, e.g. '2-core CPU, fp32' or '1× NVIDIA H200, bf16 autocast'.
 
-    `precision` defaults to what a Trainer uses here (bf16 autocast on a bf16-capable GPU, else fp32)."""
+    `precision` defaults to what a Trainer uses here (bf16 autocast on a bf16-capable GPU, else
+    fp32)."""
     if precision is None:
         precision = "bf16 autocast" if bf16() and not cpu else "fp32"
     return f"{device_name(cpu)}, {precision}"

@@ -1,15 +1,15 @@
-"""Memory arithmetic: why models are large, why training needs much more than inference, and what one
-training step of an HF GPT-2 holds at its peak, on a CPU or on a CUDA GPU.
+"""Memory arithmetic: why models are large, why training needs much more than inference, and what
+one training step of an HF GPT-2 holds at its peak, on a CPU or on a CUDA GPU.
 
     python -m lifecycle.memory estimate --params 7.5e9 --gpus 64 --zero-stage 1 --json
     python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024       # GPU defaults
     python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024 --dtype fp32 --checkpointing
 
-Bytes are bytes (1 GB = 1e9 bytes, 1 GiB = 2**30). Model states follow the mixed-precision AdamW accounting
-of the ZeRO paper (Rajbhandari et al. 2020, §3.1): 2-byte weights and gradients, plus K = 12 bytes of
-optimizer state (fp32 master weights, Adam's momentum m and second moment v), so 16 bytes per parameter
-before activations. v is the running average of g², the uncentered second moment (Kingma and Ba 2015,
-Algorithm 1); the ZeRO paper calls it "variance".
+Bytes are bytes (1 GB = 1e9 bytes, 1 GiB = 2**30). Model states follow the mixed-precision AdamW
+accounting of the ZeRO paper (Rajbhandari et al. 2020, §3.1): 2-byte weights and gradients, plus K
+= 12 bytes of optimizer state (fp32 master weights, Adam's momentum m and second moment v), so 16
+bytes per parameter before activations. v is the running average of g², the uncentered second
+moment (Kingma and Ba 2015, Algorithm 1); the ZeRO paper calls it "variance".
 """
 
 import argparse
@@ -36,8 +36,9 @@ def gpt2_params(
 ) -> int:
     """Exact parameter count of a GPT-2 with tied input/output embeddings.
 
-    Per block: attention qkv (d×3d + 3d) and output (d×d + d), MLP up (d×4d + 4d) and down (4d×d + d),
-    two LayerNorms (2d each): 12d² + 13d. Plus token and position embeddings and the final LayerNorm.
+    Per block: attention qkv (d×3d + 3d) and output (d×d + d), MLP up (d×4d + 4d) and down (4d×d +
+    d), two LayerNorms (2d each): 12d² + 13d. Plus token and position embeddings and the final
+    LayerNorm.
     """
     d = n_embd
     return vocab_size * d + n_positions * d + n_layer * (12 * d * d + 13 * d) + 2 * d
@@ -65,9 +66,9 @@ def model_states(
 ) -> ModelStates:
     """Training state per device under AdamW, with ZeRO stage 0-3 sharding over `gpus` data-parallel ranks.
 
-    Mixed precision: 2 B weights + 2 B grads + 12 B optimizer (4 B master copy, 4 B momentum m, 4 B second
-    moment v). Pure fp32: 4 + 4 + 8. ZeRO-1 shards the optimizer, ZeRO-2 also the gradients, ZeRO-3 also
-    the weights (Rajbhandari et al. 2020, §5 and Figure 1).
+    Mixed precision: 2 B weights + 2 B grads + 12 B optimizer (4 B master copy, 4 B momentum m, 4 B
+    second moment v). Pure fp32: 4 + 4 + 8. ZeRO-1 shards the optimizer, ZeRO-2 also the gradients,
+    ZeRO-3 also the weights (Rajbhandari et al. 2020, §5 and Figure 1).
     """
     w, g, k = (2, 2, 12) if mixed_precision else (4, 4, 8)
     n = max(1, gpus)
@@ -83,12 +84,12 @@ def model_states(
 
 # --8<-- [start:traffic]
 def zero_collectives(zero_stage: int) -> list[tuple[str, str, str, float]]:
-    """The collectives of one data-parallel step: (operation, what it moves, when, volume per rank in units
-    of the model size Ψ). Rajbhandari et al. (2020), §7: a ring all-reduce is a reduce-scatter then an
-    all-gather, 2Ψ. Stages 1 and 2 reduce-scatter the gradients and all-gather the updated weights after
-    the step: still 2Ψ. Stage 3 keeps no whole weights: it all-gathers each layer's weights just in time
-    for its forward and again for its backward, then reduce-scatters the gradients: 3Ψ, and nothing
-    after the step."""
+    """The collectives of one data-parallel step: (operation, what it moves, when, volume per rank
+    in units of the model size Ψ). Rajbhandari et al. (2020), §7: a ring all-reduce is a
+    reduce-scatter then an all-gather, 2Ψ. Stages 1 and 2 reduce-scatter the gradients and
+    all-gather the updated weights after the step: still 2Ψ. Stage 3 keeps no whole weights: it
+    all-gathers each layer's weights just in time for its forward and again for its backward, then
+    reduce-scatters the gradients: 3Ψ, and nothing after the step."""
     if zero_stage == 0:
         return [("all-reduce", "gradients", "during backward, bucket by bucket", 2.0)]
     if zero_stage in (1, 2):
@@ -159,9 +160,9 @@ LLAMA2_7B = dict(n_layer=32, n_embd=4096, n_head=32, intermediate=11008, vocab_s
 
 
 def exact_adamw_state_bytes(params: int, n_tensors: int, dtype_bytes: int = 4) -> dict[str, int]:
-    """What `torch.optim.AdamW` really holds after one step with weights in one dtype (fp32 on the CPU):
-    the weights, one gradient per weight, `exp_avg` (m) and `exp_avg_sq` (v) per weight, and one fp32
-    scalar `step` per tensor."""
+    """What `torch.optim.AdamW` really holds after one step with weights in one dtype (fp32 on the
+    CPU): the weights, one gradient per weight, `exp_avg` (m) and `exp_avg_sq` (v) per weight, and
+    one fp32 scalar `step` per tensor."""
     return {
         "weights": params * dtype_bytes,
         "grads": params * dtype_bytes,
@@ -182,10 +183,11 @@ COMPUTE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}  # an activation's bytes; bf16
 class Step:
     """How one training step of an HF GPT-2 runs, which decides what autograd saves.
 
-    The defaults are what transformers and TRL pick on a bf16-capable GPU: SDPA attention (transformers'
-    default `attn_implementation` when torch has it), bf16 autocast over fp32 weights (`bf16=True`),
-    GPT2Config's dropout of 0.1, no activation checkpointing, and `use_cache` on (GPT2Config's default:
-    HF then builds a KV cache even in a training forward, which copies k and v)."""
+    The defaults are what transformers and TRL pick on a bf16-capable GPU: SDPA attention
+    (transformers' default `attn_implementation` when torch has it), bf16 autocast over fp32
+    weights (`bf16=True`), GPT2Config's dropout of 0.1, no activation checkpointing, and
+    `use_cache` on (GPT2Config's default: HF then builds a KV cache even in a training forward,
+    which copies k and v)."""
 
     device: str = "cuda"
     attn: str = "sdpa"
@@ -208,11 +210,12 @@ class Step:
 
     @property
     def kernel(self) -> str:
-        """The attention kernel that runs: "fused" keeps a log-sum-exp per head and token; "math" and
-        "eager" keep the s × s attention probabilities.
+        """The attention kernel that runs: "fused" keeps a log-sum-exp per head and token; "math"
+        and "eager" keep the s × s attention probabilities.
 
         SDPA on CUDA runs flash attention (16-bit) or the memory-efficient kernel (fp32); both take
-        dropout. The CPU's flash kernel takes no dropout, so SDPA falls back to its math path there."""
+        dropout. The CPU's flash kernel takes no dropout, so SDPA falls back to its math path
+        there."""
         if self.attn != "sdpa":
             return self.attn
         return "math" if self.device == "cpu" and self.dropout > 0 else "fused"
@@ -281,9 +284,10 @@ def activation_terms(
 
     Exact on the CPU for fp32 and bf16 autocast, eager/SDPA/math attention, dropout on or off,
     checkpointing on or off (the memory lab and the package tests check it against measured bytes).
-    With activation checkpointing each block keeps only its input (fp32, h per token) and recomputes the
-    rest in backward. Outside the blocks: int64 token ids, targets and positions, the final LayerNorm, the
-    LM head's input, and the log-softmax over the vocabulary, which HF computes in fp32 (`logits.float()`).
+    With activation checkpointing each block keeps only its input (fp32, h per token) and
+    recomputes the rest in backward. Outside the blocks: int64 token ids, targets and positions,
+    the final LayerNorm, the LM head's input, and the log-softmax over the vocabulary, which HF
+    computes in fp32 (`logits.float()`).
     """
     h, tokens, c = n_embd, batch * seq_len, COMPUTE_BYTES[step.dtype]
     autocast, cuda = step.dtype != "fp32", step.device == "cuda"
@@ -349,7 +353,8 @@ def step_peak(
     params: int | None = None,
 ) -> dict[str, int | str]:
     """Bytes allocated at the peak of one AdamW training step of an HF GPT-2 (on a GPU, what
-    `torch.cuda.max_memory_allocated` reports), phase by phase; "peak" is the largest, "phase" its name.
+    `torch.cuda.max_memory_allocated` reports), phase by phase; "peak" is the largest, "phase" its
+    name.
 
     Held between steps: the fp32 weights (under autocast they are the master copy) and AdamW's m and v;
     the gradients are set to None after each step. `first_step`: m and v do not exist yet.
@@ -432,10 +437,11 @@ def korthikanti_activation_bytes(
     checkpointing: bool = False,
     scores: bool = True,
 ) -> float:
-    """Korthikanti et al. (2022), §4.1, eq. 1: s·b·h·(34 + 5·a·s/h) bytes per layer, for a GPT block with
-    16-bit activations, 1-byte dropout masks and no recomputation; 2·s·b·h per layer with full
-    recomputation. `scores=False` drops the 5·a·s²·b term of the attention scores, softmax and dropout
-    (FlashAttention keeps none of them). Transformer blocks only: no embeddings, no LM head."""
+    """Korthikanti et al. (2022), §4.1, eq. 1: s·b·h·(34 + 5·a·s/h) bytes per layer, for a GPT
+    block with 16-bit activations, 1-byte dropout masks and no recomputation; 2·s·b·h per layer
+    with full recomputation. `scores=False` drops the 5·a·s²·b term of the attention scores,
+    softmax and dropout (FlashAttention keeps none of them). Transformer blocks only: no
+    embeddings, no LM head."""
     s, b, h, a = seq_len, batch, n_embd, n_head
     per_layer = (
         2 * s * b * h if checkpointing else s * b * h * (34 + (5 * a * s / h if scores else 0))
@@ -460,8 +466,9 @@ def enable_checkpointing(model) -> None:
 def saved_activation_bytes(model, step) -> int:
     """Bytes autograd saves for backward while `step()` runs a forward pass: each storage once, weights excluded.
 
-    Two saved tensors often share one storage (a view, or the same tensor saved by two ops), so counting
-    tensors would double-count; parameters are not activations, so their storages are left out."""
+    Two saved tensors often share one storage (a view, or the same tensor saved by two ops), so
+    counting tensors would double-count; parameters are not activations, so their storages are left
+    out."""
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -499,9 +506,9 @@ def state_bytes(model, optimizer) -> dict[str, int]:
 
 
 def cpu_peak_bytes(fn) -> int:
-    """Peak bytes of CPU tensors alive while `fn()` runs, counted from the allocations and frees that
-    `torch.profiler` records (its memory timeline): the CPU's `torch.cuda.max_memory_allocated`.
-    Tensors alive before `fn` count from the start."""
+    """Peak bytes of CPU tensors alive while `fn()` runs, counted from the allocations and frees
+    that `torch.profiler` records (its memory timeline): the CPU's
+    `torch.cuda.max_memory_allocated`. Tensors alive before `fn` count from the start."""
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import Action
 
@@ -537,11 +544,12 @@ def estimate(
 ) -> dict[str, float]:
     """Training and inference memory per device.
 
-    Model states: the ZeRO paper's accounting, mixed precision (2 + 2 + 12 B/param) unless `step.dtype` is
-    fp32 (4 + 4 + 8), sharded by `zero_stage` over `gpus`. `shape` = (n_layer, n_embd, n_head, vocab)
-    adds the KV cache (for the same batch and length, or one 1,024-token sequence) and, with `batch` and
-    `seq_len` per device, the bytes saved for backward (`activation_bytes`: GPT-2 blocks) and, on one
-    device without ZeRO, the peak of a step (`step_peak`)."""
+    Model states: the ZeRO paper's accounting, mixed precision (2 + 2 + 12 B/param) unless
+    `step.dtype` is fp32 (4 + 4 + 8), sharded by `zero_stage` over `gpus`. `shape` = (n_layer,
+    n_embd, n_head, vocab) adds the KV cache (for the same batch and length, or one 1,024-token
+    sequence) and, with `batch` and `seq_len` per device, the bytes saved for backward
+    (`activation_bytes`: GPT-2 blocks) and, on one device without ZeRO, the peak of a step
+    (`step_peak`)."""
     mixed = step.dtype != "fp32"
     states = model_states(params, gpus, zero_stage, mixed)
     master = params * 4 / (max(1, gpus) if zero_stage >= 1 else 1) if mixed else 0.0
@@ -580,8 +588,9 @@ def estimate(
 
 
 def family_rows(batch: int = 1, seq_len: int = 1024) -> list[dict]:
-    """The GPT-2 family and a 7B model on one GPU, at GPU defaults (`Step()`): mixed-precision AdamW training
-    against fp16 inference. The 7B row is Llama-2-7B's parameter count around GPT-2 blocks of its shape."""
+    """The GPT-2 family and a 7B model on one GPU, at GPU defaults (`Step()`): mixed-precision
+    AdamW training against fp16 inference. The 7B row is Llama-2-7B's parameter count around GPT-2
+    blocks of its shape."""
     models = {
         name: ((*shape, 50257), gpt2_params(*shape[:2]), 0.1)
         for name, shape in GPT2_FAMILY.items()
@@ -632,8 +641,8 @@ MODELS = {
 def estimate_cli(argv: list[str]) -> dict:
     """`python -m lifecycle.memory estimate`: the calculator alone, for `--params N` or a named `--model`.
 
-    The step's options default to what transformers picks on a GPU (see `Step`); `--dropout` defaults to
-    the named model's config (0.1 for GPT-2, 0 for Llama-2)."""
+    The step's options default to what transformers picks on a GPU (see `Step`); `--dropout`
+    defaults to the named model's config (0.1 for GPT-2, 0 for Llama-2)."""
     from lifecycle.cli import LabError
 
     class Parser(argparse.ArgumentParser):

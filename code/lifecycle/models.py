@@ -47,10 +47,10 @@ def build_model(size: str, tokenizer, seed: int = 0) -> GPT2LMHeadModel:
 def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
     """Load a model and its tokenizer: a local folder, or a Hub id such as `gpt2` when online.
 
-    `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs "left");
-    our own calls pass it per call instead. The model goes to the GPU when there is one, so what runs
-    outside a Trainer (generation, perplexity, reward scores) runs there too. Offline, an id that is not a
-    local folder fails with one line that names the offline presets.
+    `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs
+    "left"); our own calls pass it per call instead. The model goes to the GPU when there is one,
+    so what runs outside a Trainer (generation, perplexity, reward scores) runs there too. Offline,
+    an id that is not a local folder fails with one line that names the offline presets.
     """
     cls = {"causal": AutoModelForCausalLM, "reward": AutoModelForSequenceClassification}[head]
     kwargs = {"num_labels": 1} if head == "reward" else {}

@@ -1,11 +1,11 @@
-"""Helpers for the parallelism lab: the same GPT-2 in every process, each rank's shapes and the largest
-difference from one process, GPT-2 blocks made ready for torch's tensor-parallel API, and the
-pipeline-bubble formula.
+"""Helpers for the parallelism lab: the same GPT-2 in every process, each rank's shapes and the
+largest difference from one process, GPT-2 blocks made ready for torch's tensor-parallel API, and
+the pipeline-bubble formula.
 
-HF's GPT-2 computes its projections with `Conv1D` (`y = x @ W + b`, weight stored as [in, out]), which
-`ColwiseParallel`/`RowwiseParallel` do not know: they shard `nn.Linear` (weight [out, in]). So we swap each
-`Conv1D` for an `nn.Linear` with the transposed weight, then make the fused q|k|v projection shard by
-whole heads.
+HF's GPT-2 computes its projections with `Conv1D` (`y = x @ W + b`, weight stored as [in, out]),
+which `ColwiseParallel`/`RowwiseParallel` do not know: they shard `nn.Linear` (weight [out, in]).
+So we swap each `Conv1D` for an `nn.Linear` with the transposed weight, then make the fused q|k|v
+projection shard by whole heads.
 """
 
 import torch
@@ -36,9 +36,9 @@ def conv1d_to_linear(module: nn.Module) -> nn.Module:
 def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
     """Reorder the fused projection's rows from [q | k | v] to [q0 k0 v0 | q1 k1 v1 | ...].
 
-    `ColwiseParallel` gives rank r the r-th contiguous block of rows. In HF's order rank 0 would get all
-    of q and half of k; after the reorder it gets q, k and v of its own heads, which is what attention
-    needs to run without talking to the other ranks.
+    `ColwiseParallel` gives rank r the r-th contiguous block of rows. In HF's order rank 0 would
+    get all of q and half of k; after the reorder it gets q, k and v of its own heads, which is
+    what attention needs to run without talking to the other ranks.
     """
     width = c_attn.in_features
     per_rank = width // world  # n_head // world whole heads, each head_dim wide

@@ -1,11 +1,13 @@
 """The lifecycle as a declared graph, and earlier stages on demand.
 
-`STAGES` names every lab in lifecycle order, with its title and the earlier labs whose outputs it runs
-(`needs`). The site draws the labs index, its diagram and the nav from it; the cache fingerprints a lab's
-outputs by the files it depends on. A lab that needs the base model finds it in the cache or pretrains
-it, so any lab runs alone on a fresh clone: the first one pays for pretraining, the rest reuse it.
+`STAGES` names every lab in lifecycle order, with its title and the earlier labs whose outputs it
+runs (`needs`). The site draws the labs index, its diagram and the nav from it; the cache
+fingerprints a lab's outputs by the files it depends on. A lab that needs the base model finds it
+in the cache or pretrains it, so any lab runs alone on a fresh clone: the first one pays for
+pretraining, the rest reuse it.
 
-This module imports only the standard library at load time, so the site build can read `STAGES` cheaply.
+This module imports only the standard library at load time, so the site build can read `STAGES`
+cheaply.
 """
 
 import ast
@@ -105,8 +107,8 @@ def _imports(path: Path) -> set[Path]:
 
 @cache
 def sources(lab: str) -> frozenset[Path]:
-    """The files a lab's results depend on: the script, the package modules it imports (transitively),
-    and the sources of the earlier stages it needs (`STAGES[lab].needs`)."""
+    """The files a lab's results depend on: the script, the package modules it imports
+    (transitively), and the sources of the earlier stages it needs (`STAGES[lab].needs`)."""
     todo, seen = [LABS / f"{lab}.py"], set()
     while todo:
         f = todo.pop()
@@ -167,8 +169,9 @@ def base_model(preset: str, seed: int = 0) -> Path:
 
 
 def cached_results(lab: str, preset: str, seed: int = 0) -> dict | None:
-    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for this
-    preset and seed; else None. It never runs the lab: a table that compares labs shows what exists."""
+    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for
+    this preset and seed; else None. It never runs the lab: a table that compares labs shows what
+    exists."""
     path = stage_path(lab, preset, seed)
     if not (path / "metrics.json").exists():
         return None

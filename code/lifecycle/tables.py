@@ -1,7 +1,8 @@
 """Tables the explainer shows, generated from the project's own code so that no number is typed by hand.
 
-Regenerate them with `python -m lifecycle.tables` (writes `snippets/explainer/*.md` and the GPU memory table,
-`snippets/results/memory-gpu.md`); tests check that the committed files match what this module computes now.
+Regenerate them with `python -m lifecycle.tables` (writes `snippets/explainer/*.md` and the GPU
+memory table, `snippets/results/memory-gpu.md`); tests check that the committed files match what
+this module computes now.
 """
 
 import json
@@ -164,7 +165,8 @@ def precision_table() -> str:
 
 
 # --8<-- [start:chinchilla]
-TOKENS_PER_PARAM = 20  # Hoffmann et al. (2022): compute-optimal data grows in step with parameters, ~20 tokens each
+# Hoffmann et al. (2022): compute-optimal data grows in step with parameters, ~20 tokens each
+TOKENS_PER_PARAM = 20
 
 
 def chinchilla_table() -> str:
@@ -190,11 +192,12 @@ THROUGHPUT = dict(shape=(12, 768, 12, 50304), batch=16, seq_len=1024)  # code/gp
 
 
 def gpu_measurements(results: Path = RESULTS) -> tuple[dict, dict, dict]:
-    """The last GPU measurements the repo holds: saved bytes by (dtype, dropout, checkpointing), step peaks
-    by (dtype, checkpointing, first step), and the throughput script's run.
+    """The last GPU measurements the repo holds: saved bytes by (dtype, dropout, checkpointing),
+    step peaks by (dtype, checkpointing, first step), and the throughput script's run.
 
-    `memory-gpu.json` is the memory lab's `--preset gpu` output. The run on record predates the dtype and
-    peak grids: its rows are fp32 SDPA, and its one peak is the first step, fp32, dropout 0.1."""
+    `memory-gpu.json` is the memory lab's `--preset gpu` output. The run on record predates the
+    dtype and peak grids: its rows are fp32 SDPA, and its one peak is the first step, fp32, dropout
+    0.1."""
     run = json.loads((results / "memory-gpu.json").read_text())
     saved = {
         (r.get("dtype", "fp32"), r["dropout"], r["checkpointing"]): r["measured_bytes"]
@@ -217,8 +220,9 @@ def _gap(predicted: float, measured: float | None) -> str:
 
 
 def gpu_table(results: Path = RESULTS) -> str:
-    """Bytes saved for backward on a GPU: the calculator's prediction (SDPA, GPU rules) for the gpu preset's
-    shape next to the last measured figures, each row with its gap or the note that it awaits a GPU run."""
+    """Bytes saved for backward on a GPU: the calculator's prediction (SDPA, GPU rules) for the gpu
+    preset's shape next to the last measured figures, each row with its gap or the note that it
+    awaits a GPU run."""
     saved, _, _ = gpu_measurements(results)
     run = json.loads((results / "memory-gpu.json").read_text())
     shape, b, s = PRESET["shape"], PRESET["batch"], PRESET["seq_len"]
@@ -264,8 +268,9 @@ def gpu_table(results: Path = RESULTS) -> str:
 
 
 def gpu_peak_table(results: Path = RESULTS) -> str:
-    """The peak of one AdamW step on a GPU (`max_memory_allocated`), predicted at the GPU defaults (SDPA,
-    dropout 0.1), next to the last measured figures: the memory lab's gpu preset and the throughput run."""
+    """The peak of one AdamW step on a GPU (`max_memory_allocated`), predicted at the GPU defaults
+    (SDPA, dropout 0.1), next to the last measured figures: the memory lab's gpu preset and the
+    throughput run."""
     _, peaks, tput = gpu_measurements(results)
     shape, b, s = PRESET["shape"], PRESET["batch"], PRESET["seq_len"]
     lines = [

@@ -1,15 +1,15 @@
-"""Training: what every trainer config shares, text packed into blocks, and one `Trainer` recipe for
-next-token training on a block budget.
+"""Training: what every trainer config shares, text packed into blocks, and one `Trainer` recipe
+for next-token training on a block budget.
 
-- `trainer_defaults`: the plumbing fields every `TrainingArguments` / TRL config in the labs shares, so a
-  lab's config holds only the knobs its lesson is about.
-- `chat_row` / `text_row`: one tokenized training row for SFT-style trainers: a chat (the loss on the
-  replies, as `SFTTrainer` masks it), or pretraining text replayed (the loss on every token).
-- `blocks` / `budget_blocks`: documents packed into full blocks; `budget_blocks` cuts a corpus to exactly
-  the same number of blocks as another, which is how the curation lab trains every corpus on the same
-  token budget.
-- `train`: the stock `Trainer` over blocks, drawn in a seeded random order (pretraining) or read in the
-  order given (the Trainer's sequential sampler), which is what a curriculum needs.
+- `trainer_defaults`: the plumbing fields every `TrainingArguments` / TRL config in the labs
+  shares, so a lab's config holds only the knobs its lesson is about.
+- `chat_row` / `text_row`: one tokenized training row for SFT-style trainers: a chat (the loss on
+  the replies, as `SFTTrainer` masks it), or pretraining text replayed (the loss on every token).
+- `blocks` / `budget_blocks`: documents packed into full blocks; `budget_blocks` cuts a corpus to
+  exactly the same number of blocks as another, which is how the curation lab trains every corpus
+  on the same token budget.
+- `train`: the stock `Trainer` over blocks, drawn in a seeded random order (pretraining) or read in
+  the order given (the Trainer's sequential sampler), which is what a curriculum needs.
 """
 
 import random
@@ -25,13 +25,14 @@ from .device import bf16, device
 
 # --8<-- [start:defaults]
 def trainer_defaults(output_dir, seed: int, **overrides) -> dict:
-    """The fields every `TrainingArguments` / TRL config in the labs shares; pass the lesson's own knobs
-    next to them: `SFTConfig(**trainer_defaults(out, seed), learning_rate=...)`.
+    """The fields every `TrainingArguments` / TRL config in the labs shares; pass the lesson's own
+    knobs next to them: `SFTConfig(**trainer_defaults(out, seed), learning_rate=...)`.
 
     - no checkpoints, no logging service: a run writes only what its lab reports;
-    - fp32 on a CPU, bf16 on a GPU that supports it (TRL's configs default to bf16, which fails on a CPU);
-    - activation (gradient) checkpointing off: TRL's configs turn it on, and these models have no memory
-      to save, so it would only cost time;
+    - fp32 on a CPU, bf16 on a GPU that supports it (TRL's configs default to bf16, which fails on
+      a CPU);
+    - activation (gradient) checkpointing off: TRL's configs turn it on, and these models have no
+      memory to save, so it would only cost time;
     - the run's seed; data loaded in the main process (worker processes only cost start-up time).
     """
     return (
@@ -75,18 +76,20 @@ def budget_blocks(
 
 # --8<-- [start:rows]
 def chat_row(tokenizer, row: dict, limit: int | None = None) -> dict:
-    """`input_ids` and the loss mask `assistant_masks` (1 = trained) of one chat row, cut at `limit` tokens,
-    as TRL's `SFTTrainer` builds them (a test compares the two). `SFTTrainer` turns the mask
-    into `labels`, with -100 (ignored by the loss) wherever it is 0.
+    """`input_ids` and the loss mask `assistant_masks` (1 = trained) of one chat row, cut at
+    `limit` tokens, as TRL's `SFTTrainer` builds them (a test compares the two). `SFTTrainer` turns
+    the mask into `labels`, with -100 (ignored by the loss) wherever it is 0.
 
-    - `{"messages": [...]}`: through the chat template; the tokens inside its `{% generation %}` block
-      (each assistant reply and its `<|end|>`) are trained, the template and the user's words are not
-      (`assistant_only_loss`). An assistant turn with `"weight": 0` (OpenAI's format) is not trained either.
-    - `{"text"}`: EOS added, every token trained. `{"prompt", "completion"}` (text): EOS added after the
-      completion, only the completion trained (`completion_only_loss`).
+    - `{"messages": [...]}`: through the chat template; the tokens inside its `{% generation %}`
+      block (each assistant reply and its `<|end|>`) are trained, the template and the user's words
+      are not (`assistant_only_loss`). An assistant turn with `"weight": 0` (OpenAI's format) is
+      not trained either.
+    - `{"text"}`: EOS added, every token trained. `{"prompt", "completion"}` (text): EOS added
+      after the completion, only the completion trained (`completion_only_loss`).
 
-    Rows in these forms come from the world, or from a reader's file through `lifecycle.data.check_chats`.
-    Raises LabError if the template does not wrap each assistant turn in `{% generation %}`."""
+    Rows in these forms come from the world, or from a reader's file through
+    `lifecycle.data.check_chats`. Raises LabError if the template does not wrap each assistant turn
+    in `{% generation %}`."""
     if "messages" in row:
         chat = [{"role": t["role"], "content": t["content"]} for t in row["messages"]]
         enc = tokenizer.apply_chat_template(
@@ -111,8 +114,8 @@ def chat_row(tokenizer, row: dict, limit: int | None = None) -> dict:
 
 
 def text_row(tokenizer, text: str, limit: int) -> dict:
-    """Pretraining text replayed during fine-tuning, as the base model saw it in pretraining (BOS first, as
-    `blocks` joins documents; no EOS), with the loss on every token."""
+    """Pretraining text replayed during fine-tuning, as the base model saw it in pretraining (BOS
+    first, as `blocks` joins documents; no EOS), with the loss on every token."""
     ids = tokenizer(tokenizer.bos_token + text, add_special_tokens=False)["input_ids"][:limit]
     return {"input_ids": ids, "assistant_masks": [1] * len(ids)}
 
@@ -134,8 +137,9 @@ def train(
 ) -> list[dict]:
     """Next-token training on `data` (blocks × tokens); returns the Trainer's log history.
 
-    `max_steps` defaults to one pass in row order (`order="sequential"`: ours, shuffled or curated-last
-    for a curriculum); `order="random"` samples the blocks in a seeded random order, as pretraining does.
+    `max_steps` defaults to one pass in row order (`order="sequential"`: ours, shuffled or
+    curated-last for a curriculum); `order="random"` samples the blocks in a seeded random order,
+    as pretraining does.
     """
     max_steps = max_steps or len(data) // batch_size
     config = TrainingArguments(
@@ -145,7 +149,8 @@ def train(
         train_sampling_strategy=order,
         learning_rate=learning_rate,
         lr_scheduler_type="cosine",  # after warmup, half a cosine down to zero
-        warmup_steps=warmup_steps,  # a linear ramp from zero: Adam's first moment estimates are noisy
+        # a linear ramp from zero: Adam's first moment estimates are noisy
+        warmup_steps=warmup_steps,
         weight_decay=0.1,
         max_grad_norm=1.0,
         logging_steps=max(1, max_steps // 40),

@@ -1,15 +1,17 @@
 """MkDocs hooks that make the site a product: lab notebooks, source links, last-updated dates, lean pages.
 
-- Every `code/labs/<lab>.py` becomes a notebook page `notebooks/<lab>.ipynb` (rendered by mkdocs-jupyter,
-  downloadable as .ipynb), generated at build time from the script itself: a first "GPU session" cell that
-  installs the pinned packages and selects `--preset gpu`, then the script's own code, cell by cell.
-  `tests/browser/test_site.py` checks that the code cells equal the script.
+- Every `code/labs/<lab>.py` becomes a notebook page `notebooks/<lab>.ipynb` (rendered by
+  mkdocs-jupyter, downloadable as .ipynb), generated at build time from the script itself: a first
+  "GPU session" cell that installs the pinned packages and selects `--preset gpu`, then the
+  script's own code, cell by cell. `tests/browser/test_site.py` checks that the code cells equal
+  the script.
 - The script is also published next to its notebook (`notebooks/<lab>.py`), and each lab page gets
   "view source" and "download notebook" buttons (see code/site/partials/actions.html).
-- The labs come from the stage graph (`lifecycle.stages.STAGES`): their nav entries and titles, in lifecycle
-  order, and the labs index's diagram and table (the `<!-- stages:index -->` marker in docs/labs/index.md).
-- Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or the
-  build date for files git does not know.
+- The labs come from the stage graph (`lifecycle.stages.STAGES`): their nav entries and titles, in
+  lifecycle order, and the labs index's diagram and table (the `<!-- stages:index -->` marker in
+  docs/labs/index.md).
+- Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or
+  the build date for files git does not know.
 - Pages without a diagram do not load the 3 MB mermaid script.
 """
 
@@ -37,8 +39,9 @@ _dates: dict[str, str] = {}
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
-    """mkdocs-jupyter builds a fresh nbconvert exporter for every notebook, and each recompiles the same
-    ~30 Jinja templates (about 0.5 s a notebook). Shared compiled templates make that once per build."""
+    """mkdocs-jupyter builds a fresh nbconvert exporter for every notebook, and each recompiles the
+    same ~30 Jinja templates (about 0.5 s a notebook). Shared compiled templates make that once per
+    build."""
 
     def __init__(self):
         self.store = {}
@@ -191,8 +194,9 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def labs_nav(listed: list) -> list:
-    """The Labs section of the nav from what mkdocs.yml lists there: the index page (listed first), each
-    lab in lifecycle order, the other listed pages (not labs: "Bring your own data"), then the notebooks."""
+    """The Labs section of the nav from what mkdocs.yml lists there: the index page (listed first),
+    each lab in lifecycle order, the other listed pages (not labs: "Bring your own data"), then the
+    notebooks."""
     pages = [{s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()]
     notebooks = [{s.title: f"notebooks/{lab}.ipynb"} for lab, s in STAGES.items()]
     index, *others = listed

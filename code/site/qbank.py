@@ -1,21 +1,23 @@
 """The question bank: one YAML source, rendered into question pages, a flashcard deck and an Anki export.
 
-The source is `docs/questions/bank.yaml`. This file is also the MkDocs hook (`hooks:` in mkdocs.yml) that
-renders it at build time, so no generated page is committed and nothing goes stale:
+The source is `docs/questions/bank.yaml`. This file is also the MkDocs hook (`hooks:` in
+mkdocs.yml) that renders it at build time, so no generated page is committed and nothing goes
+stale:
 
     mkdocs build --strict                              # renders everything below, validating the bank
     python code/site/qbank.py                          # the same checks from the command line
 
 What it renders:
-- `questions/<topic>.md`: one page per topic, one heading (stable anchor = question id) per question;
+- `questions/<topic>.md`: one page per topic, one heading (stable anchor = question id) per
+  question;
 - the index tables (by topic, by difficulty, the card's own questions) into `questions/index.md`;
 - `assets/flashcards/deck.json` (the deck the flashcards page drills) and
   `assets/flashcards/lifecycle-deck.tsv` (Anki: File > Import, one note per question);
 - the failure → fix cards into `failures.md` and the health checklist into `checklist.md`.
 
-It is site code, not part of the `lifecycle` package: MkDocs loads it by file path. It reads the course
-card (`code/site/data/card.yaml`) and imports only the standard library, PyYAML, Markdown and the stage
-graph (`lifecycle.stages.STAGES`, for the labs' titles).
+It is site code, not part of the `lifecycle` package: MkDocs loads it by file path. It reads the
+course card (`code/site/data/card.yaml`) and imports only the standard library, PyYAML, Markdown
+and the stage graph (`lifecycle.stages.STAGES`, for the labs' titles).
 """
 
 import csv
@@ -91,9 +93,9 @@ def check(
 ) -> list[str]:
     """Every problem in the bank, one line each; [] means valid.
 
-    A § must be one of the card's `sections:`, a lab must have a page, and (when `lab_keys` is given) a
-    metric must be a key of the lab's published `results/<lab>.json`, or, before that file exists, of the
-    lab's contract key list. `runs.kl_final` names a field of the list `runs`.
+    A § must be one of the card's `sections:`, a lab must have a page, and (when `lab_keys` is
+    given) a metric must be a key of the lab's published `results/<lab>.json`, or, before that file
+    exists, of the lab's contract key list. `runs.kl_final` names a field of the list `runs`.
     """
     problems, seen = [], set()
     topics = {t["id"] for t in bank.get("topics", [])}
@@ -181,7 +183,8 @@ def section_targets(ref: str, card: dict) -> list[tuple[str, str]]:
     return [(n, card["sections"][n]) for n in numbers]
 
 
-# ---------------------------------------------------------------------------------------------- rendering
+# ----------------------------------------------------------------------------------------------
+# rendering
 
 
 def rel(target: str, page: str) -> str:
@@ -444,7 +447,8 @@ def render(bank: dict, card: dict, results: Path | None = None) -> dict[str, str
 # --8<-- [end:render]
 
 
-# ------------------------------------------------------------------------------------------ the MkDocs hook
+# ------------------------------------------------------------------------------------------ the
+# MkDocs hook
 
 _state: dict = {}
 SCRIPTS = {

@@ -1,9 +1,10 @@
 """The built site, served on 127.0.0.1, and one headless Chromium that visits every page once.
 
-The site is built once per session (`mkdocs build --strict`, timed). Pages are found by walking the built
-site, never from a hand list. Each page is loaded once; what the visit observed (console errors, requests,
-math, diagrams, axe violations, bytes transferred) is kept in `visits` for the tests to judge.
-Browser tests skip with a reason only when Chromium is missing and the `CI` variable is unset.
+The site is built once per session (`mkdocs build --strict`, timed). Pages are found by walking the
+built site, never from a hand list. Each page is loaded once; what the visit observed (console
+errors, requests, math, diagrams, axe violations, bytes transferred) is kept in `visits` for the
+tests to judge. Browser tests skip with a reason only when Chromium is missing and the `CI`
+variable is unset.
 """
 
 import functools
@@ -31,7 +32,8 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
     "--disable-dev-shm-usage",
-    # Belt and braces for "no request leaves the site": names other than the local server do not resolve.
+    # Belt and braces for "no request leaves the site": names other than the local server do not
+    # resolve.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 BUDGETS: dict[str, str] = {}  # measured figures, printed at the end of the run
@@ -160,8 +162,8 @@ Element.prototype.attachShadow = function (init) { return attach.call(this, { ..
 
 @pytest.fixture(scope="session")
 def context(browser, server):
-    """One browser context for the whole session; routing also disables the HTTP cache, so each page's
-    transfer size is what a first-time reader downloads."""
+    """One browser context for the whole session; routing also disables the HTTP cache, so each
+    page's transfer size is what a first-time reader downloads."""
     ctx = browser.new_context(color_scheme="light", viewport={"width": 1280, "height": 900})
     ctx.add_init_script(OPEN_SHADOWS)
     ctx.add_init_script(

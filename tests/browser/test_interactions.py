@@ -1,8 +1,8 @@
 """What a reader does on the site, in a real browser: search, dark mode, copy a command, drill a
 flashcard, tick the checklist, and open the site from disk with the network off.
 
-Each test gets its own browser context (fresh storage) with the same guard: requests outside the site
-are aborted and recorded.
+Each test gets its own browser context (fresh storage) with the same guard: requests outside the
+site are aborted and recorded.
 """
 
 import json

@@ -1,5 +1,5 @@
-"""Every page of the built site, in a real browser: no errors, nothing fetched from outside, math typeset,
-diagrams drawn, no serious accessibility violation, images described and plots captioned.
+"""Every page of the built site, in a real browser: no errors, nothing fetched from outside, math
+typeset, diagrams drawn, no serious accessibility violation, images described and plots captioned.
 
 Each test reads the same session crawl (`visits`), so every page is loaded once.
 """

@@ -180,7 +180,7 @@ def test_pages_have_a_preview_description_and_date(site, parsed):
     assert not problems, "\n".join(problems)
 
 
-# --- notebooks -------------------------------------------------------------------------------------
+# --- notebooks -----------------------------------------------------------------------------------
 
 
 def code_lines(text: str) -> list[str]:

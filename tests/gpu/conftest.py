@@ -1,9 +1,9 @@
 """The stand-in Hub for the `gpu` presets' tests, and the check that runs the labs against it.
 
-`standin_hub` builds the tiny stand-in once (cached per code fingerprint in the build cache, so the two test
-workers and later sessions share it). Only the lab subprocesses see it: their environment gets `HF_HOME`
-and the offline variables (`hub_env`), while this process's environment is left alone, so the rest of the
-suite stays offline and its "no Hub" tests still see no Hub.
+`standin_hub` builds the tiny stand-in once (cached per code fingerprint in the build cache, so the
+two test workers and later sessions share it). Only the lab subprocesses see it: their environment
+gets `HF_HOME` and the offline variables (`hub_env`), while this process's environment is left
+alone, so the rest of the suite stays offline and its "no Hub" tests still see no Hub.
 """
 
 import importlib.util
@@ -48,8 +48,9 @@ def hub_env(standin_hub_home) -> dict:
 
 @pytest.fixture(scope="session")
 def gpu_check(standin_hub_home):
-    """Runs labs at `--preset gpu` on the CPU (small steps and sizes), each once per code fingerprint: the
-    stage folders carry their lab's fingerprint, the folder above carries code/gpu's."""
+    """Runs labs at `--preset gpu` on the CPU (small steps and sizes), each once per code
+    fingerprint: the stage folders carry their lab's fingerprint, the folder above carries
+    code/gpu's."""
     key = fingerprint(*GPU.glob("*.py"))
     return check.Check(
         cache_dir() / f"gpu-check-tiny-{key}", standin_hub_home, cpu=True, timeout=300

@@ -1,11 +1,13 @@
 """What every lab's `--preset gpu` run must show, and how the labs split over the test files.
 
-A run passes when it exits 0 and its `metrics.json` has the keys of the lab's lesson run (the published
-`snippets/results/<lab>.json`), apart from the keys declared below with the reason they differ.
+A run passes when it exits 0 and its `metrics.json` has the keys of the lab's lesson run (the
+published `snippets/results/<lab>.json`), apart from the keys declared below with the reason they
+differ.
 
-The labs are split over two test files so that `make test`'s two workers (`--dist loadfile`) can share
-them: labs in lifecycle order (fewest earlier stages first), every other one to each file. A lab that needs
-a stage the other file builds waits for it on a file lock rather than building it twice.
+The labs are split over two test files so that `make test`'s two workers (`--dist loadfile`) can
+share them: labs in lifecycle order (fewest earlier stages first), every other one to each file. A
+lab that needs a stage the other file builds waits for it on a file lock rather than building it
+twice.
 """
 
 import json
@@ -15,8 +17,9 @@ from gpu.conftest import check
 
 RESULTS = ROOT / "snippets" / "results"
 
-# Keys only the lesson preset has, and why. The test also checks they really are missing at --preset gpu.
-# (No lab has keys of its own on a GPU: the memory lab measures the same peaks on a CPU and on CUDA.)
+# Keys only the lesson preset has, and why. The test also checks they really are missing at
+# --preset gpu. (No lab has keys of its own on a GPU: the memory lab measures the same peaks on a
+# CPU and on CUDA.)
 LESSON_ONLY = {
     "sft": (
         {

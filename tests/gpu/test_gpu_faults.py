@@ -1,7 +1,8 @@
 """Regression tests for what a GPU session met (issue #12), and the GPU check's own parts.
 
-The lab runs are the ones test_gpu_presets_*.py make (cached per code fingerprint, built once under a lock),
-so these tests add little: about 15 CPU seconds, for importing every lab and one memory run through check.sh.
+The lab runs are the ones test_gpu_presets_*.py make (cached per code fingerprint, built once under
+a lock), so these tests add little: about 15 CPU seconds, for importing every lab and one memory
+run through check.sh.
 """
 
 import json
@@ -18,8 +19,9 @@ from lifecycle.cli import parse
 
 
 def test_every_gpu_preset_passes_its_own_checks(tmp_path):
-    """pretrain's gpu preset set train_docs=0 and its own positivity check rejected it, so every reader of
-    the GPU tab stopped at once. Every lab's gpu preset, with no overrides, must pass its argument checks."""
+    """pretrain's gpu preset set train_docs=0 and its own positivity check rejected it, so every
+    reader of the GPU tab stopped at once. Every lab's gpu preset, with no overrides, must pass its
+    argument checks."""
     for lab in check.lab_names():
         module = load_lab(lab)
         parse(
@@ -28,8 +30,9 @@ def test_every_gpu_preset_passes_its_own_checks(tmp_path):
 
 
 def test_dpo_runs_no_other_lab(gpu_check):
-    """dpo.py --preset gpu first ran the whole PPO lab (and the stages PPO needs) to fill its machinery table.
-    Now it resolves only the SFT stage, and the check fails any lab that builds a stage it was not given."""
+    """dpo.py --preset gpu first ran the whole PPO lab (and the stages PPO needs) to fill its
+    machinery table. Now it resolves only the SFT stage, and the check fails any lab that builds a
+    stage it was not given."""
     assert check.upstream("dpo") == ["sft"]
     result = gpu_check.ensure("dpo")
     assert result.exit_code == 0, result.note
@@ -59,18 +62,18 @@ def test_dpo_machinery_table_uses_only_existing_results():
 
 
 def test_dpo_tokenizes_its_pairs_once(gpu_check):
-    """DPO re-tokenized the same pairs once per β. Three β, one tokenization of each split (probe.py counts
-    the lab's `Dataset.map` calls)."""
+    """DPO re-tokenized the same pairs once per β. Three β, one tokenization of each split
+    (probe.py counts the lab's `Dataset.map` calls)."""
     assert len(load_lab("dpo").PRESETS["gpu"]["betas"].split(",")) == 3
     maps = gpu_check.ensure("dpo").dataset_maps
     assert maps["Tokenizing train dataset"] == 1 and maps["Tokenizing eval dataset"] == 1, maps
 
 
 def test_chat_template_runs_on_the_device_and_reports_progress(gpu_check, monkeypatch):
-    """chat_template --preset gpu printed nothing for 45 s on an H200: nothing in it trains, so no Trainer
-    ever moved the SFT model to the GPU, and it generated 4 × 174 replies of up to 48 tokens with GPT-2-124M
-    on the CPU, silently. Now `load()` places every model on the GPU when there is one, and the lab prints
-    a line per template."""
+    """chat_template --preset gpu printed nothing for 45 s on an H200: nothing in it trains, so no
+    Trainer ever moved the SFT model to the GPU, and it generated 4 × 174 replies of up to 48
+    tokens with GPT-2-124M on the CPU, silently. Now `load()` places every model on the GPU when
+    there is one, and the lab prints a line per template."""
     import lifecycle.models
 
     result = gpu_check.ensure("chat_template")
@@ -85,8 +88,9 @@ def test_chat_template_runs_on_the_device_and_reports_progress(gpu_check, monkey
 
 def test_memory_gpu_peak_check(gpu_check):
     """The one part of any gpu preset that truly needs CUDA: the memory lab's step peaks, read from
-    torch.cuda.max_memory_allocated (on a CPU the same rows come from the profiler, tests/labs/test_memory.py).
-    A later step holds AdamW's m and v, so it peaks above the first, on the GPU too."""
+    torch.cuda.max_memory_allocated (on a CPU the same rows come from the profiler,
+    tests/labs/test_memory.py). A later step holds AdamW's m and v, so it peaks above the first, on
+    the GPU too."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA: the memory lab's GPU peaks read torch.cuda.max_memory_allocated")
     result = gpu_check.ensure("memory")
@@ -107,8 +111,8 @@ def test_memory_gpu_peak_check(gpu_check):
 
 
 def test_standin_is_gpt2_shaped(standin_hub_home):
-    """The stand-in's gpt2 has GPT-2's tokenizer facts; the gpt2 flavour has GPT-2-124M's exact size;
-    the datasets have the real columns and splits."""
+    """The stand-in's gpt2 has GPT-2's tokenizer facts; the gpt2 flavour has GPT-2-124M's exact
+    size; the datasets have the real columns and splits."""
     from datasets import load_dataset
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -146,8 +150,8 @@ def test_standin_is_gpt2_shaped(standin_hub_home):
 
 
 def test_check_sh_prints_the_table(tmp_path):
-    """code/gpu/check.sh, the GPU session's one command, run on the CPU with the tiny stand-in and one lab:
-    it builds the stand-in, runs the lab, and prints and writes the table."""
+    """code/gpu/check.sh, the GPU session's one command, run on the CPU with the tiny stand-in and
+    one lab: it builds the stand-in, runs the lab, and prints and writes the table."""
     env = os.environ | {"PYTHON": sys.executable}
     proc = subprocess.run(
         [

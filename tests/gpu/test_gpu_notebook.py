@@ -1,10 +1,11 @@
 """The lab notebooks' first cell, "GPU session", run against the stand-in Hub: everything but its pip install.
 
-code/site/hooks.py makes each lab's notebook from the script: the GPU-session cell (install the pinned
-packages, find the repository, select `--preset gpu`), then the script cell by cell. This test runs one lab's
-notebook as Jupyter's "Run all" would, in one namespace, with the install line removed and only step and
-size overrides added; every lab's GPU cell is the same text apart from the lab's name, so one run covers them.
-Cost: one pretrain run at the gpu preset, about 9 CPU seconds.
+code/site/hooks.py makes each lab's notebook from the script: the GPU-session cell (install the
+pinned packages, find the repository, select `--preset gpu`), then the script cell by cell. This
+test runs one lab's notebook as Jupyter's "Run all" would, in one namespace, with the install line
+removed and only step and size overrides added; every lab's GPU cell is the same text apart from
+the lab's name, so one run covers them. Cost: one pretrain run at the gpu preset, about 9 CPU
+seconds.
 """
 
 import json

@@ -1,5 +1,6 @@
-"""Curation: each stage removes what was planted, the curated model wins at the same budget, and leaked
-quiz items inflate only the leaked model's score. Bad corpus files are a counted skip or one line, exit 2."""
+"""Curation: each stage removes what was planted, the curated model wins at the same budget, and
+leaked quiz items inflate only the leaked model's score. Bad corpus files are a counted skip or one
+line, exit 2."""
 
 import json
 

@@ -1,5 +1,6 @@
-"""Memory lab: the calculator equals the real bytes for every option, predicts a step's peak, and bad input
-is one line. The calculator's own CLI (`python -m lifecycle.memory estimate`) is tested in tests/test_memory.py."""
+"""Memory lab: the calculator equals the real bytes for every option, predicts a step's peak, and
+bad input is one line. The calculator's own CLI (`python -m lifecycle.memory estimate`) is tested
+in tests/test_memory.py."""
 
 import json
 

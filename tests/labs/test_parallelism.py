@@ -70,8 +70,8 @@ def test_pipeline_equals_one_process(lab_metrics):
 
 
 def check_bubble(m: dict) -> None:
-    """The measured bubble falls as m grows, never below the theory, and no further above it than the
-    measured gap between the two stages' times allows."""
+    """The measured bubble falls as m grows, never below the theory, and no further above it than
+    the measured gap between the two stages' times allows."""
     theory = [r["bubble"] for r in m["pp_bubble_theory"]]
     measured = [r["bubble"] for r in m["pp_bubble_measured"]]
     ms = [r["microbatches"] for r in m["pp_bubble_theory"]]
@@ -170,8 +170,8 @@ def test_accelerate_configs_parse(name, kind, extra):
         assert section["fsdp_transformer_layer_cls_to_wrap"] == "GPT2Block"
 
 
-# pp_bubble_measured comes from timed stages: it moves a little from run to run (and a lot on a busy CPU),
-# like the *_seconds keys. Its direction is asserted above instead.
+# pp_bubble_measured comes from timed stages: it moves a little from run to run (and a lot on a
+# busy CPU), like the *_seconds keys. Its direction is asserted above instead.
 NOISY = ("pp_bubble_measured",)
 
 
