@@ -2,7 +2,8 @@
 check's table needs when the process ends: peak GPU memory, and the tokens the Trainers trained on
 per second.
 
-    python code/gpu/probe.py STATS.json code/labs/pretrain.py --output_dir runs/p --preset gpu --max_steps 20
+    python code/gpu/probe.py STATS.json code/labs/pretrain.py --output_dir runs/p --preset gpu \
+        --max_steps 20
 
 - Peak GPU memory: `torch.cuda.max_memory_allocated()` at exit (null without CUDA).
 - `Dataset.map` calls, by description, so a test can see how often a lab tokenized its data.

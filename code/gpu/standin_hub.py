@@ -1,7 +1,7 @@
-"""A stand-in Hugging Face Hub, offline: `gpt2` and every dataset a `gpu` preset names, built from our world.
+"""A stand-in Hugging Face Hub, offline: `gpt2` and each dataset a `gpu` preset names, made here.
 
-    python code/gpu/standin_hub.py --flavour tiny    # a 2-layer gpt2, a few seconds: what the CPU tests use
-    python code/gpu/standin_hub.py --flavour gpt2    # the real GPT-2-124M shape, for a GPU check
+    python code/gpu/standin_hub.py --flavour tiny  # a 2-layer gpt2, seconds: the CPU tests'
+    python code/gpu/standin_hub.py --flavour gpt2  # the real GPT-2-124M shape, for a GPU check
     export HF_HOME=<the folder it prints> HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 With those variables, `from_pretrained("gpt2")` and `load_dataset("org/name")` resolve here, with
@@ -145,7 +145,7 @@ def save_dataset(
 
 
 def wikitext(split: str, articles: int, seed: int) -> list[dict]:
-    """WikiText's shape: one row per line, ` = Title = ` headings, paragraphs, empty lines between."""
+    """WikiText's shape: a row per line, ` = Title = ` headings, paragraphs, empty rows between."""
     from lifecycle.world import make_world, web_corpus
 
     w = make_world(seed)
@@ -167,13 +167,13 @@ def wikitext(split: str, articles: int, seed: int) -> list[dict]:
 
 
 def capybara(split: str, seed: int) -> list[dict]:
-    """Multi-turn chats: one to three of the world's questions in a row, each with its reference reply."""
+    """Multi-turn chats: one to three of the world's questions in a row, each with its reply."""
     from lifecycle.world import examples
 
     exs = examples("train" if split == "train" else "test", seed=seed)
     rng = random.Random(f"capybara/{split}/{seed}")
     rows = []
-    for i in range(0, len(exs), 2):
+    for _ in range(0, len(exs), 2):
         picked = rng.sample(exs, rng.randint(1, 3))
         messages = [m for e in picked for m in e.messages()]
         rows.append(
@@ -218,14 +218,14 @@ def gsm8k(split: str, n: int, seed: int) -> list[dict]:
         total = a * days
         gone = min(gone, total)
         question = (
-            f"{p.name} is a {p.job} in {p.city}. Every day {first} buys {a} bags of {c.export} from "
-            f"{c.name}. After {days} days, {first} gives {gone} bags to a neighbour. How many bags of "
-            f"{c.export} does {first} have left?"
+            f"{p.name} is a {p.job} in {p.city}. Every day {first} buys {a} bags of {c.export} "
+            f"from {c.name}. After {days} days, {first} gives {gone} bags to a neighbour. "
+            f"How many bags of {c.export} does {first} have left?"
         )
         answer = (
             f"In {days} days {first} buys {a} * {days} = <<{a}*{days}={total}>>{total} bags.\n"
-            f"After giving {gone} away, {first} has {total} - {gone} = <<{total}-{gone}={total - gone}>>"
-            f"{total - gone} bags left.\n#### {total - gone}"
+            f"After giving {gone} away, {first} has {total} - {gone} = "
+            f"<<{total}-{gone}={total - gone}>>{total - gone} bags left.\n#### {total - gone}"
         )
         rows.append({"question": question, "answer": answer})
     return rows

@@ -1,4 +1,4 @@
-"""GPU session only: GPT-2-124M shape, random weights, bf16 autocast training steps -> tokens/s and MFU.
+"""GPU session only: GPT-2-124M's shape, random weights, bf16 autocast steps -> tokens/s and MFU.
 
     python code/gpu/throughput.py [PEAK_FLOPS]   # default 989e12, the H100/H200 dense bf16 peak
 
@@ -20,24 +20,26 @@ opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 B, T = 16, 1024
 x = torch.randint(0, 50304, (B, T), device="cuda")
 out = {}
+
+
+def step(m):
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = m(input_ids=x, labels=x).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 for name, m in (("eager", model), ("compiled", torch.compile(model))):
     # each run its own peak (the weights and AdamW state stay allocated)
     torch.cuda.reset_peak_memory_stats()
-
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = m(input_ids=x, labels=x).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
     for _ in range(5):
-        step()
+        step(m)
     torch.cuda.synchronize()
     t = time.perf_counter()
     k = 20
     for _ in range(k):
-        step()
+        step(m)
     torch.cuda.synchronize()
     dt = (time.perf_counter() - t) / k
     tok = B * T / dt

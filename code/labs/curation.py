@@ -1,9 +1,9 @@
-"""Data curation: dedup, quality filters, decontamination and mixing, then what each costs the model.
+"""Data curation: dedup, quality filters, decontamination and mixing, and what each costs a model.
 
-    python code/labs/curation.py --output_dir runs/curation                  # lesson preset, CPU minutes
-    python code/labs/curation.py --output_dir runs/curation --preset smoke   # seconds
-    python code/labs/curation.py --output_dir runs/curation --preset gpu     # gpt2 on a Hub corpus
-    python code/labs/curation.py --output_dir runs/mine --corpus my.jsonl    # curate your own JSONL file
+    python code/labs/curation.py --output_dir runs/curation                 # lesson: minutes
+    python code/labs/curation.py --output_dir runs/curation --preset smoke  # seconds
+    python code/labs/curation.py --output_dir runs/curation --preset gpu    # gpt2, a Hub corpus
+    python code/labs/curation.py --output_dir runs/mine --corpus my.jsonl   # your JSONL file
 
 Offline presets curate the world's raw "web" corpus, whose junk is labelled, so each stage is
 scored against the truth. Then the same small GPT-2 is pretrained for the same number of tokens on
@@ -175,7 +175,7 @@ ANNEAL = {"fact": 0.8, "person": 0.05, "arithmetic": 0.05, "email": 0.05, "story
 
 
 def effect_on_model(args, raw, curated, val_texts, leaked, fresh, labelled) -> dict:
-    """Same model, same token budget: raw corpus against curated mixture against annealed mixture."""
+    """Same model, same token budget: the raw corpus, the curated mixture, the annealed mixture."""
     n_blocks = args.max_steps * args.batch_size
     offline = args.model in ("smoke", "lesson")
     tokenizer = load_tokenizer(args.seed) if offline else load(args.model)[1]
@@ -251,7 +251,7 @@ def plot_funnel(counts, logs, path) -> None:
     labels = ["raw", *[f"after {log['stage']}" for log in logs]]
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
     ax.barh(labels[::-1], counts[::-1], color="C0")
-    for y, (n, label) in enumerate(zip(counts[::-1], labels[::-1])):
+    for y, (n, _label) in enumerate(zip(counts[::-1], labels[::-1])):
         ax.text(n, y, f" {n:,}", va="center")
     ax.set_xlim(0, counts[0] * 1.18)
     ax.set_xlabel("documents")
@@ -367,7 +367,8 @@ def write_report(
             ),
             (
                 "fact-text perplexity, curated / annealed",
-                f"{m['val_fact_perplexity_curated']:.2f} / {m['val_fact_perplexity_annealed']:.2f}",
+                f"{m['val_fact_perplexity_curated']:.2f} / "
+                f"{m['val_fact_perplexity_annealed']:.2f}",
                 "",
             ),
             (

@@ -1,8 +1,8 @@
 """Training mechanics: warmup + cosine, bf16 vs fp16, gradient accumulation, checkpointing, resume.
 
-    python code/labs/mechanics.py --output_dir runs/mechanics                  # lesson preset, CPU minutes
-    python code/labs/mechanics.py --output_dir runs/mechanics --preset smoke   # seconds
-    python code/labs/mechanics.py --output_dir runs/mechanics --preset gpu     # real gpt2 shape, on a GPU
+    python code/labs/mechanics.py --output_dir runs/mechanics                 # lesson: minutes
+    python code/labs/mechanics.py --output_dir runs/mechanics --preset smoke  # seconds
+    python code/labs/mechanics.py --output_dir runs/mechanics --preset gpu    # gpt2's shape, GPU
 
 Five small experiments on a GPT-2 built from `GPT2Config`, trained on the world's web text, each
 showing one knob doing its job. Writes `metrics.json`, `results.md`, `formats.md`, `schedule.png`
@@ -236,7 +236,7 @@ def underflow(tokens: int, vocab: int = 50257) -> dict:
 
 # --8<-- [start:accumulation]
 def uneven_batch(ids: torch.Tensor, n: int, pad_id: int, seed: int):
-    """n sequences of random lengths, right-padded; padding is masked and ignored by the loss (-100)."""
+    """n sequences of random lengths, right-padded; padding is masked, with labels of -100."""
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(4, ids.shape[1] + 1, (n,), generator=g)
     x = ids[:n].clone()
@@ -274,7 +274,7 @@ def accumulation(model, x, mask, labels, k: int) -> dict:
 
 # --8<-- [start:checkpointing]
 def checkpointing(model, x, repeats: int = 3) -> dict:
-    """Saved-activation bytes, block forward passes and step time, without and with checkpointing."""
+    """Saved-activation bytes, block forwards and step time, without and with checkpointing."""
     calls = []
     for (
         block
@@ -285,7 +285,10 @@ def checkpointing(model, x, repeats: int = 3) -> dict:
     for name, on in [("off", False), ("on", True)]:
         if on:
             enable_checkpointing(model)
-        step = lambda: model(x, labels=x).loss.backward()
+
+        def step():
+            model(x, labels=x).loss.backward()
+
         calls.clear()
         out[f"saved_{name}"] = saved_activation_bytes(model, step)
         out[f"forwards_{name}"] = len(
@@ -452,7 +455,8 @@ def write_report(args, m: dict, losses: dict, where: str) -> None:
                 ),
                 ("bf16: same sum overflows", m["bf16_overflow"], ""),
                 (
-                    f"fp16: share of logit gradients flushed to 0 ({args.loss_tokens} tokens, vocab 50,257)",
+                    f"fp16: share of logit gradients flushed to 0 ({args.loss_tokens} tokens, "
+                    "vocab 50,257)",
                     m["fp16_underflow_fraction"],
                     ".1%",
                 ),
@@ -473,7 +477,8 @@ def write_report(args, m: dict, losses: dict, where: str) -> None:
                     ".2g",
                 ),
                 (
-                    f"accumulation: {args.accum_steps} micro-batches vs one batch, max abs gradient difference",
+                    f"accumulation: {args.accum_steps} micro-batches vs one batch, "
+                    "max abs gradient difference",
                     m["accumulation_max_abs_grad_diff"],
                     ".1e",
                 ),
@@ -548,7 +553,10 @@ def main(argv=None):
         [d.text for d in web_corpus("train", n_docs=1500, seed=args.seed)],
         args.block_size,
     ).to(device)
-    make_model = lambda: build_model(args.model, tokenizer, args.seed).to(device)
+
+    def make_model():
+        return build_model(args.model, tokenizer, args.seed).to(device)
+
     data = batches(ids, args.steps, args.batch_size, args.seed)
 
     # --8<-- [start:run]

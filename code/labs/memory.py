@@ -1,9 +1,9 @@
 """Memory: the calculator's bytes against the bytes a training step really holds.
 
-    python code/labs/memory.py --output_dir runs/memory                  # lesson preset, under a CPU minute
-    python code/labs/memory.py --output_dir runs/memory --preset smoke   # the tests' run
-    python code/labs/memory.py --output_dir runs/memory --preset gpu     # GPT-2-124M's shape on a CUDA GPU
-    python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024   # the calculator alone
+    python code/labs/memory.py --output_dir runs/memory                        # lesson: a minute
+    python code/labs/memory.py --output_dir runs/memory --preset smoke         # the tests' run
+    python code/labs/memory.py --output_dir runs/memory --preset gpu           # GPT-2-124M, CUDA
+    python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024  # the calculator
 
 For each model size the lab builds a real HF GPT-2 (random weights) and compares the calculator in
 `lifecycle.memory` with what the program holds: the weights, gradients and AdamW state after a
@@ -93,7 +93,7 @@ def shapes(spec: str, flag: str = "--sizes") -> list[tuple[int, int, int]]:
 
 
 def build(size, args, step: Step, device: str) -> GPT2LMHeadModel:
-    """A random-weight HF GPT-2 of `size`, set up as `step` says (attention, dropout, checkpointing)."""
+    """A random-weight HF GPT-2 of `size`, with `step`'s attention, dropout and checkpointing."""
     p = step.dropout
     cfg = GPT2Config(
         n_layer=size[0],
@@ -116,7 +116,7 @@ def build(size, args, step: Step, device: str) -> GPT2LMHeadModel:
 
 # --8<-- [start:step]
 def forward_backward(model, ids, step: Step) -> None:
-    """One forward with the loss, then backward, under `step`'s autocast dtype and attention backend."""
+    """One forward with the loss, then backward, under `step`'s autocast dtype and attention."""
     backend = sdpa_kernel(SDPBackend.MATH) if step.attn == "math" else nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(step.dtype)
     autocast = torch.autocast(ids.device.type, dtype=dtype) if dtype else nullcontext()
@@ -158,7 +158,7 @@ def static_check(size, args, ids) -> dict:
 
 # --8<-- [start:activations]
 def activation_check(size, args, ids, step: Step) -> dict:
-    """Bytes autograd saves for backward (measured) against the formula, and against Korthikanti's."""
+    """Bytes autograd saves for backward (measured) against our formula and Korthikanti's."""
     model = build(size, args, step, ids.device.type)
     measured = saved_activation_bytes(model, lambda: forward_backward(model, ids, step))
     b, s = ids.shape

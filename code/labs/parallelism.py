@@ -1,8 +1,8 @@
-"""Parallelism on two CPU processes: what data, tensor, pipeline and sharded data parallelism each split.
+"""Parallelism on two CPU processes: what data, tensor, pipeline and sharded parallelism split.
 
-    python code/labs/parallelism.py --output_dir runs/parallelism                  # lesson preset, about a minute
-    python code/labs/parallelism.py --output_dir runs/parallelism --preset smoke   # seconds
-    python code/labs/parallelism.py --output_dir runs/parallelism --preset gpu     # real gpt2 weights (Hub)
+    python code/labs/parallelism.py --output_dir runs/parallelism                 # lesson: 1 min
+    python code/labs/parallelism.py --output_dir runs/parallelism --preset smoke  # seconds
+    python code/labs/parallelism.py --output_dir runs/parallelism --preset gpu    # gpt2 weights
 
 `main` spawns 2 processes (torch.multiprocessing, gloo backend, CPU) that form ONE process group
 and run four demos on a GPT-2 with random weights: DDP, tensor parallel (`parallelize_module`),
@@ -112,7 +112,7 @@ PRESETS = {
 
 # --8<-- [start:ddp]
 def data_parallel(model, ids, ref_grads, rank, record) -> dict:
-    """DDP: every rank holds the whole model and half the batch; backward all-reduces (averages) grads."""
+    """DDP: each rank holds the whole model and half the batch; backward averages the gradients."""
     ddp = nn.parallel.DistributedDataParallel(model)
     local = ids.chunk(WORLD)[rank]  # (1)!
     ddp(local, labels=local).loss.backward()  # (2)!
@@ -228,7 +228,7 @@ def make_pipe(stage_module, m: int, rank: int):
 
 
 def pipeline_parallel(model, ids, ref, ref_grads, args, rank, record) -> dict:
-    """Split the blocks into 2 stages, run micro-batches, compare logits, loss and grads with one process."""
+    """2 stages of blocks, micro-batches; logits, loss and grads compared with one process's."""
     split = model.config.n_layer // 2
     stage_module = (FirstStage if rank == 0 else LastStage)(model, split)
     m = args.batch_size // args.micro_batch
@@ -295,7 +295,7 @@ def stage_times(model, args, rank) -> tuple[float, float]:
 
 
 def bubble_sweep(model, args, rank) -> dict:
-    """The bubble for each m: GPipe's schedule played with the measured stage times, and the theory."""
+    """The bubble for each m: GPipe's schedule played with measured stage times, and theory's."""
     mine = torch.tensor(stage_times(model, args, rank), dtype=torch.float64)
     every = [torch.zeros_like(mine) for _ in range(WORLD)]
     dist.all_gather(every, mine)
@@ -453,7 +453,8 @@ def write_report(args, m: dict, bubble: list[dict]) -> None:
                 ),
                 ("TP without the head reorder (the trap)", m["tp_no_reorder_max_abs_diff"], ".2f"),
                 (
-                    f"PP: max abs logit/grad difference ({m['pp_check_microbatches']} micro-batches)",
+                    "PP: max abs logit/grad difference "
+                    f"({m['pp_check_microbatches']} micro-batches)",
                     m["pp_max_abs_diff"],
                     ".1e",
                 ),
@@ -476,14 +477,16 @@ def main(argv=None):
         raise LabError(f"--microbatches must all be >= 1, got {args.microbatches!r}")
     if args.batch_size % args.micro_batch or args.batch_size % WORLD:
         raise LabError(
-            f"--batch_size {args.batch_size} must split into {WORLD} ranks and into micro-batches of --micro_batch {args.micro_batch}"
+            f"--batch_size {args.batch_size} must split into {WORLD} ranks and into micro-batches "
+            f"of --micro_batch {args.micro_batch}"
         )
     if args.model not in ("smoke", "lesson"):
         try:  # fetch once here, so both workers read the local cache
             build(args.model, args.seed)
         except (OSError, ValueError) as e:
             raise LabError(
-                f"cannot load model {args.model!r} (offline? run with --preset smoke or lesson): {str(e).splitlines()[0]}"
+                f"cannot load model {args.model!r} (offline? run with --preset smoke or lesson): "
+                f"{str(e).splitlines()[0]}"
             ) from None
     start = time.perf_counter()
 

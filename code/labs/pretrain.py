@@ -1,8 +1,8 @@
 """GPT-2 from scratch: next-token pretraining, perplexity before and after.
 
-    python code/labs/pretrain.py --output_dir runs/pretrain                  # lesson preset, CPU minutes
-    python code/labs/pretrain.py --output_dir runs/pretrain --preset smoke   # seconds
-    python code/labs/pretrain.py --output_dir runs/pretrain --preset gpu     # real gpt2 on WikiText-2
+    python code/labs/pretrain.py --output_dir runs/pretrain                 # lesson: minutes
+    python code/labs/pretrain.py --output_dir runs/pretrain --preset smoke  # seconds
+    python code/labs/pretrain.py --output_dir runs/pretrain --preset gpu    # gpt2, WikiText-2
 
 Offline presets build a GPT-2 from `GPT2Config` and train it on the synthetic world's web text. The
 `gpu` preset fine-tunes the real `gpt2` on WikiText-2 with the same trainer and the same perplexity
@@ -83,7 +83,7 @@ PRESETS = {
 
 
 def offline_data(args):
-    """The world's web text: `train_docs` documents to learn from, and unseen ones for validation."""
+    """The world's web text: `train_docs` documents to learn from, unseen ones for validation."""
     train = [d.text for d in web_corpus("train", n_docs=args.train_docs, seed=args.seed)]
     val = [d.text for d in web_corpus("val", n_docs=300, seed=args.seed)]
     return train, val
@@ -97,7 +97,10 @@ def hub_data(args):
         raise LabError(
             f"cannot load WikiText-2 from the Hub (offline?): {type(e).__name__}"
         ) from None
-    keep = lambda split: [t for t in ds[split]["text"] if t.strip()]
+
+    def keep(split):
+        return [t for t in ds[split]["text"] if t.strip()]
+
     return keep("train"), keep("validation")[:2000]
 
 

@@ -124,7 +124,7 @@ def peak_rss_mib() -> float:
 
 
 def write_peak_rss(out: Path) -> Path:
-    """`memory.json`: the run's peak RSS. It differs from run to run, so it stays out of `metrics.json`."""
+    """`memory.json`: the run's peak RSS. It varies from run to run, so not in `metrics.json`."""
     path = out / "memory.json"
     path.write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))
     return path

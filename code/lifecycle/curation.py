@@ -1,4 +1,4 @@
-"""Data curation over a `datasets.Dataset`: exact dedup, near dedup, quality filters, contamination, mixing.
+"""Data curation over a `datasets.Dataset`: exact and near dedup, filters, contamination, mixing.
 
 Each stage takes a dataset with a `text` column and returns the kept rows plus a log of what it
 removed and why. The rows keep whatever other columns they have (the labs carry the generator's
@@ -113,7 +113,7 @@ def _signatures(batch, k: int, num_perm: int):
 
 
 def near_dedup(ds: Dataset, cfg: Config | None = None) -> tuple[Dataset, dict]:
-    """Drop each document whose estimated Jaccard similarity with an earlier one reaches `threshold`.
+    """Drop each document whose estimated Jaccard similarity to an earlier one reaches `threshold`.
 
     MinHash turns each shingle set into `num_perm` numbers whose agreement rate estimates Jaccard;
     LSH bands them so that only likely pairs are ever compared. Every document goes into the index,
@@ -242,7 +242,7 @@ def ngrams(text: str, n: int) -> set[str]:
 def decontaminate(
     ds: Dataset, eval_texts: list[str], cfg: Config | None = None
 ) -> tuple[Dataset, dict]:
-    """Drop every document that shares any `contamination_n`-gram with an evaluation text (GPT-3's test)."""
+    """Drop each document sharing a `contamination_n`-gram with an evaluation text (GPT-3's)."""
     cfg = cfg or Config()
     index = {g: j for j, t in enumerate(eval_texts) for g in ngrams(t, cfg.contamination_n)}
 
@@ -280,7 +280,7 @@ def decontaminate(
 def mixture(
     ds: Dataset, weights: dict[str, float], seed: int = 0, column: str = "kind"
 ) -> Dataset:
-    """Interleave the documents of each source with explicit probabilities; stop when one source runs out."""
+    """Interleave each source's documents with explicit probabilities; stop when one runs out."""
     parts = [ds.filter(lambda k, s=s: k == s, input_columns=column) for s in weights]
     total = sum(weights.values())
     return interleave_datasets(
@@ -301,7 +301,7 @@ def curate(
     cfg: Config | None = None,
     use: tuple[str, ...] | None = None,
 ):
-    """All four removal stages in order; returns the curated dataset and each stage's log (with its time)."""
+    """The four removal stages in order: the curated dataset, and each stage's log and time."""
     cfg = cfg or Config()
     logs = []
     for stage in (
@@ -383,7 +383,7 @@ def hub_corpus(dataset: str, column: str, n: int) -> tuple[list[str], list[str]]
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its finished workers (`num_proc`): wall time inflates on a busy machine."""
+    """CPU time of this process and its finished workers (`num_proc`): wall time varies."""
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + kids.ru_utime + kids.ru_stime
 
@@ -420,7 +420,7 @@ def score_stages(logs: list[dict], kinds_in: list[list[str]]) -> dict:
 
 
 def rule_report(log: dict, kinds: list[str]) -> list[dict]:
-    """One row per quality rule: documents it hit, how many were junk, and which clean kinds it hit."""
+    """One row per quality rule: documents it hit, how many were junk, which clean kinds it hit."""
     rows = []
     for name, hits in log["flags"].items():
         hit_kinds = [k for k, h in zip(kinds, hits) if h]

@@ -17,9 +17,9 @@ and conversational (messages), plus three that map onto them without ambiguity:
 | sft | ShareGPT | `{"conversations": [{"from": "human" / "gpt" / "system", "value"}, ...]}` |
 | sft | OpenAI chat | messages; an assistant turn with `"weight": 0` is not trained |
 | pairs | preference | `{"prompt", "chosen", "rejected"}`: all messages, or all text |
-| pairs | implicit prompt | `{"chosen", "rejected"}`: their shared start is the prompt (TRL's `extract_prompt`) |
+| pairs | implicit prompt | `{"chosen", "rejected"}`: the shared start is the prompt |
 | pairs | H4 (UltraFeedback) | a text `prompt`, and `chosen`/`rejected` as whole conversations |
-| pairs | Anthropic HH | `"\\n\\nHuman: ...\\n\\nAssistant: ..."` text, read as user and assistant turns |
+| pairs | Anthropic HH | `"\\n\\nHuman: ...\\n\\nAssistant: ..."` text, as user and assistant |
 
 Refused by name: tool calls (`tools`, `tool_calls`, `tool` turns: our chat template has no tool
 format), prompt-only and unpaired (`label`) rows, pairs given to SFT and chats given to the pair
@@ -79,7 +79,7 @@ def bad(source: str, row: int | str | None, what: str) -> LabError:
 
 # --8<-- [start:load]
 def load_rows(path: str) -> list[dict]:
-    """The rows of a JSON Lines or JSON file (gzipped or not) as dicts, read by `datasets`' json builder.
+    """The rows of a JSON Lines or JSON file (gzipped or not) as dicts, read by `datasets`' json.
 
     Raises LabError for an unreadable or empty file, an encoding other than UTF-8, a JSON array in
     a `.jsonl` file, or a line that is not a JSON object (naming its row)."""
@@ -151,12 +151,13 @@ def decode(raw: bytes, path: str) -> str:
             path,
             None,
             f"line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 (Latin-1 or "
-            "Windows-1252?); convert it with `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`",
+            "Windows-1252?); convert it with "
+            "`iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`",
         ) from None
 
 
 def json_builder(path: Path) -> list[dict]:
-    """`load_dataset("json")` into a throwaway cache, with no progress bars or log lines on stderr."""
+    """`load_dataset("json")` into a throwaway cache, with no progress bars or logs on stderr."""
     bars_off, level = datasets.utils.are_progress_bars_disabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
@@ -247,7 +248,7 @@ def present(row: dict) -> set[str]:
 
 
 def same_layout(layouts: list[str], source: str) -> None:
-    """One format for the whole file: TRL reads the first row's columns and applies them to every row."""
+    """One format for the whole file: TRL reads the first row's columns and applies them to all."""
     common, n = Counter(layouts).most_common(1)[0]
     for i, layout in enumerate(layouts, 1):
         if layout != common:
@@ -260,7 +261,7 @@ def same_layout(layouts: list[str], source: str) -> None:
 
 
 def no_control_tokens(text: str, source: str, row: int, where: str, special=SPECIAL) -> None:
-    """Refuse text holding a special-token string: tokenized with the template, it becomes that token."""
+    """Refuse text holding a special-token string: in a template, it would become that token."""
     for token in special:
         if token in text:
             raise bad(
@@ -286,7 +287,7 @@ def checked_text(value, source: str, row: int, name: str, empty: bool = False) -
 
 
 def turns(value, source: str, row: int, column: str, weights: bool = False) -> list[dict]:
-    """Checked role/content turns (ShareGPT's from/value mapped); `weight` kept where `weights` allows it."""
+    """Checked role/content turns (ShareGPT's from/value mapped); `weight` kept if `weights`."""
     if not isinstance(value, list) or not value:
         raise bad(source, row, f"{column!r} must be a non-empty list of turns")
     out = []
@@ -476,7 +477,7 @@ def kind(value, source: str = "", row: int = 0, name: str = "") -> str:
 
 
 def hub_chats(name: str, n: int) -> list[dict]:
-    """The first `n` rows of a chat dataset on the Hub (`trl-lib/Capybara`), checked as a file's rows are."""
+    """The first `n` rows of a Hub chat dataset (`trl-lib/Capybara`), checked like a file's."""
     try:
         ds = datasets.load_dataset(name, split="train")
     except Exception as e:  # datasets raises several types when offline
@@ -567,7 +568,7 @@ def pair_layout(row: dict, source: str, i: int) -> str:
 
 
 def pair(row: dict, layout: str, source: str, i: int) -> dict:
-    """One normalized pair; an implicit prompt is the replies' shared start (TRL's `extract_prompt`)."""
+    """One normalized pair; an implicit prompt is the replies' shared start (`extract_prompt`)."""
     if layout.startswith("messages"):
         explicit = layout == "messages with a 'prompt'"
         p = {
@@ -634,7 +635,7 @@ def hh_turns(text: str, source: str, i: int) -> list[dict]:
 
 @dataclass
 class Fit:
-    """The rows a trainer keeps, the ones it leaves out (reason → row numbers) and the ones it cuts."""
+    """The rows a trainer keeps, those it leaves out (reason → row numbers) and those it cuts."""
 
     rows: list[dict] = field(default_factory=list)
     dropped: dict[str, list[int]] = field(default_factory=dict)
@@ -660,14 +661,14 @@ def numbers(rows: list[int]) -> str:
 
 
 def warn(source: str, **fits: Fit) -> None:
-    """One line on stderr, `<lab>: warning: <file>: ...`, for every split with rows left out or cut."""
+    """One line on stderr, `<lab>: warning: <file>: ...`, per split with rows left out or cut."""
     parts = [s for split, fit in fits.items() if (s := fit.summary(split.replace("_", "-")))]
     if parts:
         print(f"{Path(sys.argv[0]).stem}: warning: {source}: {'; '.join(parts)}", file=sys.stderr)
 
 
 def enough(fit: Fit, source: str, split: str, fixes: dict[str, str]) -> Fit:
-    """Stop unless at least half of the split's rows are used: otherwise the run trains on something else."""
+    """Stop unless at least half of the split's rows are used: else it trains on something else."""
     n = sum(map(len, fit.dropped.values()))
     if not fit.rows and not n:
         raise bad(source, None, f"no {split} rows")
@@ -684,7 +685,7 @@ def enough(fit: Fit, source: str, split: str, fixes: dict[str, str]) -> Fit:
 
 
 def special_tokens(rows: list[dict], tokenizer, source: str) -> None:
-    """Text is also checked against the tokenizer's own special tokens (a Hub model may have more)."""
+    """Text is also checked against the tokenizer's special tokens (a Hub model may have more)."""
     added = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
     special = sorted({t for t in [*tokenizer.all_special_tokens, *added] if t})
     for row in rows:
@@ -696,7 +697,7 @@ def special_tokens(rows: list[dict], tokenizer, source: str) -> None:
 
 # --8<-- [start:fit]
 def fit_chats(tokenizer, max_length: int, rows: list[dict], source: str) -> Fit:
-    """The chats SFTTrainer trains: it cuts each at `max_length` and drops those left with no trained token."""
+    """The chats SFTTrainer trains: cut at `max_length`, dropped if no trained token is left."""
     special_tokens(rows, tokenizer, source)
     fit, why = Fit(), f"with no trained token in the first {max_length}"
     for row in rows:
@@ -813,7 +814,7 @@ def fit_splits(
 
 
 def token_ids(tokenizer, row: dict, key: str | None) -> list[int]:
-    """The token ids TRL's preference trainers make of the prompt (key None) or of prompt + `key`."""
+    """The token ids TRL's preference trainers make of the prompt (key None) or prompt + `key`."""
     if isinstance(row["prompt"], list):
         chat = row["prompt"] + (row[key] if key else [])
         enc = tokenizer.apply_chat_template(
@@ -841,7 +842,7 @@ def pair_text(tokenizer, row: dict, key: str) -> str:
 def logged_steps(
     n_rows: int, batch_size: int, epochs: float, logging_steps: int, source: str
 ) -> None:
-    """Stop unless `n_rows` make at least one logged step: the Trainer runs ceil(epochs · ceil(n / batch))."""
+    """Stop unless `n_rows` make a logged step: the Trainer runs ceil(epochs · ceil(n / batch))."""
     steps = math.ceil(epochs * math.ceil(n_rows / batch_size))
     if steps < logging_steps:
         need = (math.floor((logging_steps - 1) / epochs)) * batch_size + 1

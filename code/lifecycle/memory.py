@@ -3,7 +3,8 @@ one training step of an HF GPT-2 holds at its peak, on a CPU or on a CUDA GPU.
 
     python -m lifecycle.memory estimate --params 7.5e9 --gpus 64 --zero-stage 1 --json
     python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024       # GPU defaults
-    python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024 --dtype fp32 --checkpointing
+    python -m lifecycle.memory estimate --model gpt2 --batch 4 --seq-len 1024 --dtype fp32 \
+        --checkpointing
 
 Bytes are bytes (1 GB = 1e9 bytes, 1 GiB = 2**30). Model states follow the mixed-precision AdamW
 accounting of the ZeRO paper (Rajbhandari et al. 2020, §3.1): 2-byte weights and gradients, plus K
@@ -49,7 +50,7 @@ def gpt2_params(
 
 @dataclass(frozen=True)
 class ModelStates:
-    """Bytes per device for weights, gradients and optimizer states (the fp32 master copy included)."""
+    """Bytes per device for weights, gradients and optimizer states (with the fp32 master copy)."""
 
     weights: float
     grads: float
@@ -64,7 +65,7 @@ class ModelStates:
 def model_states(
     params: float, gpus: int = 1, zero_stage: int = 0, mixed_precision: bool = True
 ) -> ModelStates:
-    """Training state per device under AdamW, with ZeRO stage 0-3 sharding over `gpus` data-parallel ranks.
+    """Training state per device under AdamW, ZeRO stage 0-3 sharding over `gpus` ranks.
 
     Mixed precision: 2 B weights + 2 B grads + 12 B optimizer (4 B master copy, 4 B momentum m, 4 B
     second moment v). Pure fp32: 4 + 4 + 8. ZeRO-1 shards the optimizer, ZeRO-2 also the gradients,
@@ -137,7 +138,7 @@ def params_from_config(config) -> int:
 
 
 def gpt2_param_tensors(n_layer: int) -> int:
-    """Parameter tensors of a GPT-2: 12 per block (6 weights, 6 biases), plus wte, wpe and ln_f's two.
+    """Parameter tensors of a GPT-2: 12 per block (6 weights, 6 biases), plus wte, wpe, ln_f's two.
 
     AdamW keeps a 4-byte `step` counter per tensor, so this count enters the exact state bytes."""
     return 12 * n_layer + 4
@@ -203,7 +204,8 @@ class Step:
             or self.dtype not in COMPUTE_BYTES
         ):
             raise ValueError(
-                f"{self}: device cpu|cuda, attn {'|'.join(ATTENTION)}, dtype {'|'.join(COMPUTE_BYTES)}"
+                f"{self}: device cpu|cuda, attn {'|'.join(ATTENTION)}, "
+                f"dtype {'|'.join(COMPUTE_BYTES)}"
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout {self.dropout}: expected 0 <= p < 1")
@@ -228,10 +230,11 @@ class Step:
 def block_terms(n_embd: int, n_head: int, seq_len: int, step: Step) -> dict[str, float]:
     """Bytes one HF GPT-2 block saves for backward, per token, named by what saves them.
 
-    Counted tensor by tensor with `saved_tensors_hooks` on the CPU, where the result is exact. What CUDA
-    does differently (see `Step.kernel` for the attention kernel):
+    Counted tensor by tensor with `saved_tensors_hooks` on the CPU, where the result is exact. What
+    CUDA does differently (see `Step.kernel` for the attention kernel):
     - dropout keeps a 1-byte mask (`native_dropout`); the CPU keeps a mask in the input's dtype;
-    - autocast runs `pow` in fp32 (PyTorch's AT_FORALL_FP32 list), so gelu_new's intermediates are fp32;
+    - autocast runs `pow` in fp32 (PyTorch's AT_FORALL_FP32 list), so gelu_new's intermediates are
+      fp32;
     - the fused kernels take attention dropout without keeping a mask (they replay the RNG).
     """
     h, a, s, c = n_embd, n_head, seq_len, COMPUTE_BYTES[step.dtype]
@@ -280,7 +283,7 @@ def activation_terms(
     seq_len: int,
     step: Step = Step(),
 ) -> dict[str, int]:
-    """Bytes autograd saves for one forward of `GPT2LMHeadModel(input_ids, labels=input_ids)`, by term.
+    """Bytes autograd saves for a forward of `GPT2LMHeadModel(ids, labels=ids)`, by term.
 
     Exact on the CPU for fp32 and bf16 autocast, eager/SDPA/math attention, dropout on or off,
     checkpointing on or off (the memory lab and the package tests check it against measured bytes).
@@ -329,7 +332,7 @@ def activation_bytes(
     seq_len: int,
     step: Step = Step(),
 ) -> int:
-    """Bytes autograd saves for one forward of an HF GPT-2 LM with labels: the sum of `activation_terms`."""
+    """Bytes autograd saves for a forward of an HF GPT-2 with labels: sum of `activation_terms`."""
     return sum(
         activation_terms(n_layer, n_embd, n_head, vocab_size, batch, seq_len, step).values()
     )
@@ -356,17 +359,21 @@ def step_peak(
     `torch.cuda.max_memory_allocated` reports), phase by phase; "peak" is the largest, "phase" its
     name.
 
-    Held between steps: the fp32 weights (under autocast they are the master copy) and AdamW's m and v;
-    the gradients are set to None after each step. `first_step`: m and v do not exist yet.
-    - forward end: everything saved, plus the logits (and under autocast their fp32 copy for the loss);
-    - backward start: everything saved, plus the loss's gradient with respect to the log-probabilities
-      and then with respect to the logits: two fp32 tensors of b × s × V alive together;
-    - blocks: backward through the blocks, gradients accumulating while saved tensors are freed; with
-      checkpointing, one block's activations are recomputed at a time (taken at the last and first block);
+    Held between steps: the fp32 weights (under autocast they are the master copy) and AdamW's m
+    and v; the gradients are set to None after each step. `first_step`: m and v do not exist yet.
+    - forward end: everything saved, plus the logits (and under autocast their fp32 copy for the
+      loss);
+    - backward start: everything saved, plus the loss's gradient with respect to the
+      log-probabilities and then with respect to the logits: two fp32 tensors of b × s × V alive
+      together;
+    - blocks: backward through the blocks, gradients accumulating while saved tensors are freed;
+      with checkpointing, one block's activations are recomputed at a time (taken at the last and
+      first block);
     - optimizer: weights, gradients, m and v, and AdamW's temporaries: one 4-byte copy of every
       parameter for `foreach` (torch's default for CUDA tensors), two of the largest tensor for the
       per-tensor loop (the CPU's default), none for `fused`.
-    `params` overrides the GPT-2 parameter count (another model's states around GPT-2-shaped blocks).
+    `params` overrides the GPT-2 parameter count (another model's states around GPT-2-shaped
+    blocks).
     """
     h, tokens, c = n_embd, batch * seq_len, COMPUTE_BYTES[step.dtype]
     params = params or gpt2_params(n_layer, h, vocab_size, n_positions)
@@ -454,7 +461,7 @@ def korthikanti_activation_bytes(
 
 # --8<-- [start:measure]
 def enable_checkpointing(model) -> None:
-    """Activation checkpointing on an HF model (non-reentrant): transformers 5 renamed the switch."""
+    """Activation checkpointing on an HF model (non-reentrant): transformers 5 renamed the call."""
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}
@@ -464,7 +471,7 @@ def enable_checkpointing(model) -> None:
 
 
 def saved_activation_bytes(model, step) -> int:
-    """Bytes autograd saves for backward while `step()` runs a forward pass: each storage once, weights excluded.
+    """Bytes autograd saves for backward while `step()` runs a forward: storages once, no weights.
 
     Two saved tensors often share one storage (a view, or the same tensor saved by two ops), so
     counting tensors would double-count; parameters are not activations, so their storages are left
@@ -484,7 +491,7 @@ def saved_activation_bytes(model, step) -> int:
 
 
 def state_bytes(model, optimizer) -> dict[str, int]:
-    """Bytes of the real tensors: weights, gradients and optimizer state, each storage once (tied wte/lm_head)."""
+    """Bytes of the real weights, gradients and optimizer state; storages once (wte = lm_head)."""
 
     def unique(tensors):
         return sum(
@@ -639,7 +646,7 @@ MODELS = {
 
 
 def estimate_cli(argv: list[str]) -> dict:
-    """`python -m lifecycle.memory estimate`: the calculator alone, for `--params N` or a named `--model`.
+    """`python -m lifecycle.memory estimate`: the calculator alone, for `--params N` or `--model`.
 
     The step's options default to what transformers picks on a GPU (see `Step`); `--dropout`
     defaults to the named model's config (0.1 for GPT-2, 0 for Llama-2)."""

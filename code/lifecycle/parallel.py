@@ -18,7 +18,7 @@ from .models import SIZES
 
 
 def conv1d_to_linear(module: nn.Module) -> nn.Module:
-    """Replace every `Conv1D` inside `module` by the `nn.Linear` that computes the same function."""
+    """Replace each `Conv1D` inside `module` by the `nn.Linear` that computes the same function."""
     for name, child in list(module.named_children()):
         if isinstance(child, Conv1D):
             n_in, n_out = child.weight.shape
@@ -53,7 +53,7 @@ def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
 
 
 def prepare_block(block: nn.Module, world: int, reorder: bool = True) -> nn.Module:
-    """Make an HF `GPT2Block` shardable: Linear layers, heads grouped by rank, local split width."""
+    """Make an HF `GPT2Block` shardable: Linear layers, heads grouped by rank, a local width."""
     conv1d_to_linear(block)
     if reorder:
         qkv_by_rank(block.attn.c_attn, block.attn.num_heads, world)
@@ -77,7 +77,7 @@ def bubble_theory(stages: int, microbatches: int) -> float:
 
 
 def gpipe_timeline(forward: list[float], backward: list[float], microbatches: int) -> dict:
-    """Play GPipe's schedule with per-micro-batch stage times; return the step time and idle fraction.
+    """Play GPipe's schedule with per-micro-batch stage times: the step time and idle fraction.
 
     GPipe (torch's `ScheduleGPipe`) runs all m forwards, then all m backwards. A stage starts a
     micro-batch when it is free AND the neighbour has handed over that micro-batch's activation
@@ -109,7 +109,7 @@ def shape(t) -> str:
 
 
 def config_for(name: str) -> GPT2Config | str:
-    """A GPT2Config for an offline size, else the Hub id / folder. Dropout off: runs compare exactly."""
+    """A GPT2Config for an offline size, else a Hub id or folder. No dropout: exact comparisons."""
     exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
     if name in ("smoke", "lesson"):
         return GPT2Config(vocab_size=1024, bos_token_id=0, eos_token_id=0, **SIZES[name], **exact)
@@ -134,12 +134,15 @@ class Record:
         self.rank, self.rows = rank, []
 
     def __call__(self, kind: str, tensor: str, local, full) -> None:
-        text = lambda t: t if isinstance(t, str) else shape(t)
+        def text(t):
+            return t if isinstance(t, str) else shape(t)
+
         row = dict(
             parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full)
         )
         print(
-            f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})",
+            f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  "
+            f"(unsplit {row['full']})",
             flush=True,
         )
         self.rows.append(row)

@@ -50,7 +50,7 @@ def shares(
     xlabel: str,
     unit: str = "GB",
 ) -> None:
-    """Horizontal stacked bars: each row's parts as percentages of its total, the total written at the end."""
+    """Horizontal stacked bars: each row's parts in percent of its total, written at the end."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     left = [0.0] * len(names)
     for label, values in parts:

@@ -2,7 +2,7 @@
 
 
 def cell(text: str, width: int = 70) -> str:
-    """Text for a table cell: special tokens visible (`<|end|>`), newlines shown as ⏎, cut at `width`."""
+    """Text for a table cell: special tokens shown (`<|end|>`), newlines as ⏎, cut at `width`."""
     text = text if len(text) <= width else text[: width - 1] + "…"
     return (
         text.replace("&", "&amp;")

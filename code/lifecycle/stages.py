@@ -68,7 +68,7 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
 
 
 def _module_file(dotted: str) -> Path | None:
-    """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package gives its __init__.py)."""
+    """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package: its __init__.py)."""
     parts = dotted.split(".")
     if parts[0] != PACKAGE.name:
         return None
@@ -80,7 +80,7 @@ def _module_file(dotted: str) -> Path | None:
 
 
 def _imports(path: Path) -> set[Path]:
-    """The package files that `path` imports, read from its syntax tree (absolute and relative imports)."""
+    """The package files that `path` imports (absolute and relative), read from its syntax tree."""
     here = (
         path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
         if PACKAGE in path.parents
@@ -121,7 +121,7 @@ def sources(lab: str) -> frozenset[Path]:
 
 
 def stage_path(lab: str, preset: str, seed: int = 0) -> Path:
-    """The cached output folder of a lab run; its name changes whenever the code behind it changes."""
+    """The cached output folder of a lab run; its name changes when the code behind it changes."""
     return cache_dir() / f"{lab}-{preset}-s{seed}-{fingerprint(*sources(lab))}"
 
 
@@ -159,7 +159,8 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
         return str(ensure_stage(lab, preset, seed) / name)
     except subprocess.CalledProcessError:
         raise LabError(
-            f"the {lab} stage failed at --preset {preset}; run code/labs/{lab}.py --preset {preset} to see why"
+            f"the {lab} stage failed at --preset {preset}; "
+            f"run code/labs/{lab}.py --preset {preset} to see why"
         ) from None
 
 

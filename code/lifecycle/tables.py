@@ -1,4 +1,4 @@
-"""Tables the explainer shows, generated from the project's own code so that no number is typed by hand.
+"""Tables the explainer shows, generated from the project's own code: no number is typed by hand.
 
 Regenerate them with `python -m lifecycle.tables` (writes `snippets/explainer/*.md` and the GPU
 memory table, `snippets/results/memory-gpu.md`); tests check that the committed files match what
@@ -39,7 +39,7 @@ SEVEN_B = (
 
 
 def memory_rows(batch: int = 1, seq_len: int = 1024) -> list[tuple]:
-    """(model, params, inference GB, training GB before activations) for the GPT-2 family and a 7B model.
+    """(model, params, inference GB, training GB before activations): the GPT-2 family and a 7B.
 
     Inference: fp16 weights + an fp16 KV cache for `batch` sequences of `seq_len` tokens.
     Training: mixed-precision AdamW model states (16 bytes per parameter), one GPU, no ZeRO.
@@ -90,7 +90,7 @@ def memory_table() -> str:
 
 # --8<-- [start:zero]
 def zero_table(params: float = 7.5e9, gpus: int = 64) -> str:
-    """Per-GPU model states under ZeRO stages 0-3: the ZeRO paper's own example (7.5B parameters, 64 GPUs)."""
+    """Per-GPU model states under ZeRO stages 0-3: the ZeRO paper's example (7.5B, 64 GPUs)."""
     what = [
         "nothing (plain data parallel)",
         "optimizer states",
@@ -123,7 +123,7 @@ def zero_table(params: float = 7.5e9, gpus: int = 64) -> str:
 
 # --8<-- [start:precision]
 def precision_rows() -> list[tuple]:
-    """(dtype, exponent bits, mantissa bits, max, smallest normal, epsilon) straight from `torch.finfo`."""
+    """(dtype, exponent bits, mantissa bits, max, smallest normal, epsilon) from `torch.finfo`."""
     import torch
 
     rows = []
@@ -170,7 +170,7 @@ TOKENS_PER_PARAM = 20
 
 
 def chinchilla_table() -> str:
-    """Compute-optimal training tokens for the GPT-2 family, by the ~20 tokens per parameter rule."""
+    """Compute-optimal training tokens for the GPT-2 family: the ~20 tokens per parameter rule."""
     lines = [
         _row(["model", "parameters", "compute-optimal tokens (billions)"]),
         "| --- | ---: | ---: |",
@@ -231,7 +231,8 @@ def gpu_table(results: Path = RESULTS) -> str:
         "| --- | ---: |",
         _row(
             [
-                "weights + gradients + AdamW state: calculator against the tensors, relative error",
+                "weights + gradients + AdamW state: calculator against the tensors, "
+                "relative error",
                 f"{run['static_bytes_rel_error']:g}",
             ]
         ),
@@ -244,7 +245,8 @@ def gpu_table(results: Path = RESULTS) -> str:
         lines.append(_row([label, f"{extra / GiB:.2f}"]))
     lines += [
         "",
-        "| autocast | dropout | checkpointing | saved for backward, calculator (GB) | measured (GB) | gap |",
+        "| autocast | dropout | checkpointing | saved for backward, calculator (GB) "
+        "| measured (GB) | gap |",
         "| --- | ---: | --- | ---: | ---: | --- |",
     ]
     for dtype, dropout, ckpt in product(("fp32", "bf16"), (0.0, 0.1), (0, 1)):
@@ -274,7 +276,8 @@ def gpu_peak_table(results: Path = RESULTS) -> str:
     _, peaks, tput = gpu_measurements(results)
     shape, b, s = PRESET["shape"], PRESET["batch"], PRESET["seq_len"]
     lines = [
-        "| run | autocast | checkpointing | step | peak, calculator (GiB) | measured (GiB) | gap |",
+        "| run | autocast | checkpointing | step | peak, calculator (GiB) "
+        "| measured (GiB) | gap |",
         "| --- | --- | --- | --- | ---: | ---: | --- |",
     ]
     for dtype, ckpt, first in product(("fp32", "bf16"), (0, 1), (1, 0)):
@@ -298,7 +301,10 @@ def gpu_peak_table(results: Path = RESULTS) -> str:
     t = THROUGHPUT
     pred = step_peak(*t["shape"], t["batch"], t["seq_len"], Step(), optimizer="fused")["peak"]
     got = tput["eager"]["peak_mem_gib"] * GiB
-    run = f"throughput script, batch {t['batch']} × {t['seq_len']:,}, vocab {t['shape'][3]:,}, fused AdamW"
+    run = (
+        f"throughput script, batch {t['batch']} × {t['seq_len']:,}, vocab {t['shape'][3]:,}, "
+        "fused AdamW"
+    )
     lines.append(
         _row(
             [run, "bf16", "off", "later", f"{pred / GiB:.2f}", f"{got / GiB:.2f}", _gap(pred, got)]
@@ -308,7 +314,7 @@ def gpu_peak_table(results: Path = RESULTS) -> str:
 
 
 def gpu_throughput_table(results: Path = RESULTS) -> str:
-    """Tokens per second and MFU of the throughput script's run (GPT-2-124M's shape, bf16 autocast)."""
+    """Tokens per second and MFU of the throughput script's run (GPT-2-124M, bf16 autocast)."""
     tput = json.loads((results / "gpu-throughput.json").read_text())
     lines = [
         "| bf16 autocast, batch 16 × 1,024 | tokens/s | s/step | MFU (of 989 TFLOP/s) |",

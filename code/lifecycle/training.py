@@ -54,7 +54,7 @@ def trainer_defaults(output_dir, seed: int, **overrides) -> dict:
 
 
 def blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
-    """Documents joined by the BOS token and cut into full blocks (the tail is dropped): blocks × tokens."""
+    """Documents joined by BOS and cut into full blocks (the tail dropped): blocks × tokens."""
     sep = tokenizer.bos_token or tokenizer.eos_token
     ids = tokenizer(sep.join(texts), add_special_tokens=False)["input_ids"]
     n = len(ids) // block_size
@@ -66,7 +66,7 @@ def blocks(tokenizer, texts: list[str], block_size: int) -> torch.Tensor:
 def budget_blocks(
     tokenizer, texts: list[str], block_size: int, n_blocks: int, seed: int = 0
 ) -> torch.Tensor:
-    """Exactly `n_blocks` blocks: documents shuffled (seeded), packed, and repeated if one pass is short."""
+    """Exactly `n_blocks` blocks: documents shuffled (seeded), packed, repeated if too few."""
     texts = list(texts)
     random.Random(seed).shuffle(texts)
     data = blocks(tokenizer, texts, block_size)

@@ -1,4 +1,4 @@
-"""MkDocs hooks that make the site a product: lab notebooks, source links, last-updated dates, lean pages.
+"""MkDocs hooks that make the site a product: lab notebooks, source links, dates, lean pages.
 
 - Every `code/labs/<lab>.py` becomes a notebook page `notebooks/<lab>.ipynb` (rendered by
   mkdocs-jupyter, downloadable as .ipynb), generated at build time from the script itself: a first
@@ -84,7 +84,10 @@ def stage_graph() -> str:
     reuses from the cache) the earlier lab's output."""
     nodes = [f'    {lab}["{s.title}"]' for lab, s in STAGES.items()]
     edges = [f"    {up} --> {lab}" for lab, s in STAGES.items() for up in s.needs]
-    link = lambda lab: f"[{STAGES[lab].title}]({lab}.md)"
+
+    def link(lab):
+        return f"[{STAGES[lab].title}]({lab}.md)"
+
     rows = [
         f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |"
         for lab, s in STAGES.items()
@@ -110,7 +113,7 @@ def pinned_packages() -> list[str]:
 
 
 def script_cells(source: str) -> list[str]:
-    """Split a script into cells at blank-line-separated top-level statements (comments stay attached).
+    """Split a script into cells at top-level statements after a blank line (with their comments).
 
     Joining the cells with blank lines gives back the script, except for the number of blank lines.
     """
@@ -135,14 +138,16 @@ def script_cells(source: str) -> list[str]:
 
 def gpu_cell(lab: str) -> str:
     pins = ",\n    ".join(f'"{p}"' for p in pinned_packages())
-    return f'''# GPU session: run all cells. This one installs the pinned packages and selects `--preset gpu`;
-# the last cell runs the lab. Open the notebook inside a clone of the course repository.
+    return f'''# GPU session: run all cells. This one installs the pinned packages and selects
+# `--preset gpu`; the last cell runs the lab. Open the notebook inside a clone of the course
+# repository.
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-root = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "code" / "lifecycle").is_dir()), None)
+here = Path.cwd()
+root = next((p for p in [here, *here.parents] if (p / "code" / "lifecycle").is_dir()), None)
 if root is None:
     raise RuntimeError("open this notebook inside the course repository: it needs code/lifecycle/")
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
@@ -157,13 +162,14 @@ def notebook(script: Path, title: str) -> str:
     lab = script.stem
     intro = (
         f"# {title} (notebook)\n\n"
-        f"This notebook is `code/labs/{lab}.py`, cell for cell: the site generates it from the script, and a "
-        f"test checks that its code equals the script's. The [lab page](../labs/{lab}.html) explains it. "
+        f"This notebook is `code/labs/{lab}.py`, cell for cell: the site generates it from the "
+        "script, and a test checks that its code equals the script's. The "
+        f"[lab page](../labs/{lab}.html) explains it. "
         f"Download [this notebook]({lab}.ipynb) or [the script]({lab}.py).\n\n"
-        "**GPU session:** open it in Jupyter inside a clone of the course repository, on a machine with a GPU "
-        "and the Hugging Face Hub in reach, and choose *Run all*. The first cell installs the pinned packages "
-        "and selects `--preset gpu` (the real `gpt2`); the last cell runs the lab. For a CPU run, change "
-        "`gpu` to `smoke` or `lesson` in the first cell."
+        "**GPU session:** open it in Jupyter inside a clone of the course repository, on a "
+        "machine with a GPU and the Hugging Face Hub in reach, and choose *Run all*. The first "
+        "cell installs the pinned packages and selects `--preset gpu` (the real `gpt2`); the last "
+        "cell runs the lab. For a CPU run, change `gpu` to `smoke` or `lesson` in the first cell."
     )
     cells = [
         nbformat.v4.new_markdown_cell(intro),
@@ -215,7 +221,7 @@ def on_config(config):
 
 
 def _git_dates() -> dict[str, str]:
-    """Repository path -> date (YYYY-MM-DD) of the last commit that touched it; empty outside git."""
+    """Repository path -> date (YYYY-MM-DD) of the last commit to touch it; empty outside git."""
     try:
         log = subprocess.run(
             ["git", "log", "--format=%x00%cs", "--name-only", "--no-renames"],
@@ -344,7 +350,7 @@ def on_post_page(output, page, config):
 
 
 def _shared_notebook_css(output: str, page, config) -> str:
-    """mkdocs-jupyter inlines ~650 kB of Jupyter CSS into every notebook page: serve it once, cached."""
+    """mkdocs-jupyter inlines ~650 kB of Jupyter CSS in each notebook page: serve it once."""
     css = "\n".join(m.group(1) for m in _STYLE.finditer(output))
     if not css:
         return output

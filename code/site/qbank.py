@@ -1,11 +1,11 @@
-"""The question bank: one YAML source, rendered into question pages, a flashcard deck and an Anki export.
+"""The question bank: one YAML source, rendered as question pages, flashcards and an Anki export.
 
 The source is `docs/questions/bank.yaml`. This file is also the MkDocs hook (`hooks:` in
 mkdocs.yml) that renders it at build time, so no generated page is committed and nothing goes
 stale:
 
-    mkdocs build --strict                              # renders everything below, validating the bank
-    python code/site/qbank.py                          # the same checks from the command line
+    mkdocs build --strict       # renders everything below, validating the bank
+    python code/site/qbank.py   # the same checks from the command line
 
 What it renders:
 - `questions/<topic>.md`: one page per topic, one heading (stable anchor = question id) per
@@ -159,7 +159,7 @@ def check_links(
 
 
 def published_keys(results: Path | None, lab: str) -> set[str] | None:
-    """Keys of `results/<lab>.json` (with `list.field` for lists of dicts), or None if not published yet."""
+    """Keys of `results/<lab>.json` (`list.field` for lists of dicts); None if not published."""
     path = Path(results or RESULTS) / f"{lab}.json"
     if not path.exists():
         return None
@@ -172,7 +172,7 @@ def published_keys(results: Path | None, lab: str) -> set[str] | None:
 
 
 def section_targets(ref: str, card: dict) -> list[tuple[str, str]]:
-    """'§4.1-4.2' -> [('4.1', 'explainer/4-preferences.md#s4-1'), ('4.2', ...)], via the card's sections."""
+    """'§4.1-4.2' -> [('4.1', 'explainer/4-preferences.md#s4-1'), ('4.2', ...)], by the card."""
     m = SECTION.match(str(ref))
     if not m:
         raise KeyError(f"section {ref!r} is not written like §2.3 or §4.1-4.2")
@@ -188,7 +188,7 @@ def section_targets(ref: str, card: dict) -> list[tuple[str, str]]:
 
 
 def rel(target: str, page: str) -> str:
-    """A docs-relative path ('labs/sft.md#x') as a Markdown link from `page` ('questions/sft.md')."""
+    """A docs-relative path ('labs/sft.md#x') as a Markdown link on `page` ('questions/sft.md')."""
     path, _, anchor = target.partition("#")
     out = posixpath.relpath(path, posixpath.dirname(page) or ".")
     return out + (f"#{anchor}" if anchor else "")
@@ -252,8 +252,9 @@ def topic_page(topic: dict, questions: list[dict], card: dict, results: Path | N
     out = [
         f"# {topic['title']}",
         "",
-        f"{len(questions)} questions ({counts}). Say your answer out loud, then open the 30-second answer. "
-        f"[All topics and difficulties](index.md) · [Drill them as flashcards](../flashcards.md)",
+        f"{len(questions)} questions ({counts}). Say your answer out loud, then open the "
+        "30-second answer. [All topics and difficulties](index.md) · "
+        "[Drill them as flashcards](../flashcards.md)",
         "",
     ]
     origin = {
@@ -264,7 +265,8 @@ def topic_page(topic: dict, questions: list[dict], card: dict, results: Path | N
         out += [
             f"## {q['question']} {{#{q['id']}}}",
             "",
-            f"{ICON[q['difficulty']]} {DIFFICULTY[q['difficulty']]}{origin.get(q.get('source'), '')}",
+            f"{ICON[q['difficulty']]} {DIFFICULTY[q['difficulty']]}"
+            f"{origin.get(q.get('source'), '')}",
             "",
             '??? success "30-second answer"',
             "",
@@ -320,7 +322,8 @@ def index_fragment(bank: dict, card: dict) -> str:
             "|---|---|---|",
         ]
         out += [
-            f"| {question_link(q, page)} | {titles[q['topic']]} | {q['links']['section'].replace('-', '–')} |"
+            f"| {question_link(q, page)} | {titles[q['topic']]} "
+            f"| {q['links']['section'].replace('-', '–')} |"
             for q in mine
         ]
         out.append("")
@@ -346,8 +349,8 @@ def failures_fragment(bank: dict, card: dict, results: Path | None) -> str:
             out += [
                 "## The worked failure → fix note {#worked-note}",
                 "",
-                "This is the note the card's health check asks you to write, in the §6.1 vocabulary. "
-                "Write yours in the same five parts.",
+                "This is the note the card's health check asks you to write, in the §6.1 "
+                "vocabulary. Write yours in the same five parts.",
                 "",
             ]
         if i == 0 or fails[i - 1].get("note"):
@@ -366,7 +369,7 @@ def failures_fragment(bank: dict, card: dict, results: Path | None) -> str:
 
 
 def checklist_fragment(bank: dict, card: dict) -> str:
-    """The card's nine health-check items as task-list checkboxes; checklist.js makes them persist."""
+    """The card's nine health-check items as task-list checkboxes; checklist.js keeps them."""
     items = bank["checklist"]
     ids = " ".join(item["id"] for item in items)
     out = [f'<div class="lc-checklist" id="health-checklist" data-ids="{ids}" markdown>', ""]
@@ -430,7 +433,7 @@ def anki_tsv(bank: dict) -> str:
 
 # --8<-- [start:render]
 def render(bank: dict, card: dict, results: Path | None = None) -> dict[str, str]:
-    """Every generated text, by its path under docs/. FRAGMENTS replace a marker in a written page."""
+    """Every generated text, by its path under docs/. FRAGMENTS replace a marker in a page."""
     out = {
         "questions/index.md": index_fragment(bank, card),
         "failures.md": failures_fragment(bank, card, results),
@@ -514,7 +517,7 @@ def on_page_markdown(text, page, config, files):
 
 
 def on_post_page(output, page, config):
-    """Scripts and the deck go only on the pages that use them, with paths relative to the page's URL."""
+    """Scripts and the deck go only on the pages that use them, with paths relative to the page."""
     from mkdocs.utils import get_relative_url
 
     src = page.file.src_uri
