@@ -62,7 +62,7 @@ _runs: dict[tuple[str, str], dict] = {}
 
 @pytest.fixture(scope="session")
 def lab_metrics():
-    """`lab_metrics(lab)` runs the lab once per session at the smoke preset (cached) and returns its metrics."""
+    """`lab_metrics(lab)`: the lab's metrics at the smoke preset, run once per session (cached)."""
     from lifecycle.stages import ensure_stage
 
     def get(lab: str, preset: str = "smoke") -> dict:

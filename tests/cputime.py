@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with `-p cputime` from pyproject.toml): CPU seconds per test, not wall seconds.
+"""pytest plugin (`-p cputime` in pyproject.toml): CPU seconds per test, not wall seconds.
 
 On a shared 2-core machine a test's wall time mostly measures its neighbours; its CPU time (this
 process plus the subprocesses it waited for, such as a lab run) is what it costs.

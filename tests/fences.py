@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with `-p fences` from pyproject.toml), so it also applies when only docs/ is collected.
+"""pytest plugin (`-p fences` in pyproject.toml), so it also applies when only docs/ is collected.
 
 A fence that includes a file (`--8<--`) is not Python: the included file runs whole elsewhere
 (tests/test_labs.py runs every lab), so pytest-codeblocks must not exec the include line.

@@ -39,7 +39,7 @@ def test_mem_7b_finetune_activations_follow_korthikanti():
 
 
 def test_no_answer_calls_adams_v_the_variance():
-    """v is the running mean of g², the uncentered second moment (Kingma and Ba 2015, Algorithm 1)."""
+    """v is the running mean of g², the uncentered second moment (Kingma and Ba 2015, Alg. 1)."""
     for qid, text in TEXT.items():
         assert (
             "momentum and variance" not in text.lower() and "variance estimate" not in text.lower()
@@ -57,7 +57,7 @@ def test_par_fsdp_one_unit_keeps_12_of_16_bytes_sharded():
 
 
 def test_reward_model_items_link_to_the_reward_modeling_section():
-    """Bradley–Terry, the margin and accuracy are taught in §4.1 (reward modeling), not §4.2 (PPO)."""
+    """Bradley–Terry, margin and accuracy are taught in §4.1 (reward modeling), not §4.2 (PPO)."""
     sections = {q["id"]: q["links"]["section"] for q in BANK["questions"]}
     assert sections["rm-bradley-terry"] == sections["rm-margin"] == "§4.1"
 

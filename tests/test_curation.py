@@ -1,4 +1,4 @@
-"""The curation pipeline's stages, checked on small hand-made inputs and against the libraries they use."""
+"""The curation pipeline's stages, checked on small inputs and against the libraries they use."""
 
 import itertools
 import json
@@ -25,7 +25,10 @@ from lifecycle.world import web_corpus
 from lifecycle.world.quiz import decoys, quiz
 
 disable_progress_bars()
-FACT = "The capital of Brenor is Tulvas. Markets in Tulvas are full of salt. The weather in Brenor is mostly dry."
+FACT = (
+    "The capital of Brenor is Tulvas. Markets in Tulvas are full of salt. "
+    "The weather in Brenor is mostly dry."
+)
 
 
 def ds(texts, kinds=None):
@@ -50,7 +53,7 @@ def test_near_dedup_finds_an_edge_edited_copy_and_keeps_the_rest():
 
 
 def test_minhash_estimate_tracks_exact_jaccard():
-    """Our shingles through datasketch's MinHash: the estimate is within 3 standard errors of the truth."""
+    """Our shingles through datasketch's MinHash: the estimate is within 3 standard errors."""
     docs = [
         d.text
         for d in web_corpus("train", n_docs=400, seed=0, raw=True)
@@ -67,7 +70,7 @@ def test_minhash_estimate_tracks_exact_jaccard():
 
 
 def test_near_dedup_matches_brute_force_on_the_raw_corpus():
-    """LSH only proposes pairs; against every pair's exact Jaccard it misses and invents almost nothing."""
+    """LSH only proposes pairs; against each pair's exact Jaccard it misses and invents little."""
     texts = [d.text for d in web_corpus("train", n_docs=500, seed=0, raw=True)]
     texts = list(dict.fromkeys(texts))  # exact copies are another stage's job
     _, log = near_dedup(ds(texts), Config(threshold=0.85))

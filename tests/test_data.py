@@ -72,7 +72,7 @@ SFT_ROWS = {
 
 @pytest.mark.parametrize("layout", SFT_ROWS)
 def test_chat_row_equals_sft_trainer(layout, tok, tmp_path):
-    """Our input_ids and loss mask are exactly SFTTrainer's own labels for every SFT format TRL documents."""
+    """Our input_ids and loss mask equal SFTTrainer's labels, for each SFT format TRL documents."""
     from trl import SFTConfig, SFTTrainer
 
     rows = SFT_ROWS[layout]
@@ -98,7 +98,7 @@ def test_chat_row_equals_sft_trainer(layout, tok, tmp_path):
 
 
 def test_weight_0_turn_is_not_trained(tok):
-    """OpenAI's `"weight": 0`: that assistant turn's tokens get no loss; the other assistant turn does."""
+    """OpenAI's `"weight": 0`: that assistant turn's tokens get no loss; the other turn does."""
     chat = [
         USER,
         {**WRONG, "weight": 0},
@@ -137,7 +137,7 @@ def test_sharegpt_maps_roles():
 
 
 def test_fit_chats_counts_what_sft_trainer_drops(tok, tmp_path):
-    """A chat whose reply lies past max_length is dropped by SFTTrainer; fit_chats counts the same rows."""
+    """A chat whose reply lies past max_length is dropped by SFTTrainer; fit_chats counts it."""
     from trl import SFTConfig, SFTTrainer
 
     long = {
@@ -191,15 +191,16 @@ def test_pairs_tokenize_as_dpo_and_reward_trainers_do(layout, tok, tmp_path):
 
     rows = PAIR_ROWS[layout]
     ours = check_pairs(rows, "f")
-    dpo = lambda data: (
-        DPOTrainer(
+
+    def dpo(data):
+        return DPOTrainer(
             model=build_model("smoke", tok),
             ref_model=build_model("smoke", tok),
             args=trl_config(tmp_path, DPOConfig, gradient_checkpointing=False),
             processing_class=tok,
             train_dataset=data,
         ).train_dataset
-    )
+
     for theirs, mine, row in zip(
         dpo(Dataset.from_list(rows)), dpo(pair_dataset(ours)), ours, strict=True
     ):
@@ -246,7 +247,7 @@ def test_h4_and_hh_layouts_become_explicit_messages():
 
 
 def test_fit_pairs_follows_each_trainer(tok):
-    """RewardTrainer drops a pair longer than max_length; DPOTrainer only one whose prompt fills it."""
+    """RewardTrainer drops a pair longer than max_length; DPOTrainer one whose prompt fills it."""
     long = {
         "prompt": [{"role": "user", "content": "Rain. " * 30}],
         "chosen": [REPLY],

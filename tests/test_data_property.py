@@ -1,4 +1,4 @@
-"""Property test: random mutations of valid files never give a traceback in the three labs' readers.
+"""Property test: random mutations of valid files never give a traceback in the labs' readers.
 
 Each mutated file either reads, and then the lab's fit (SFTTrainer's, RewardTrainer's or
 DPOTrainer's rule) runs on it, or it raises the one-line LabError that names the file. Mutations:
@@ -222,6 +222,6 @@ def test_dpo_reader_never_tracebacks(file, tok):
 
 
 def test_mutations_reach_both_outcomes():
-    """The mutated files are not all rejected (nor all accepted): the property covers both paths."""
+    """The mutated files are not all rejected (nor all accepted): the property covers both."""
     for lab, seen in OUTCOMES.items():
         assert seen in ({"read", "error"}, set()), (lab, seen)  # empty when run alone

@@ -1,4 +1,4 @@
-"""Guards: every fence runs somewhere, every code file and section is on a page, the site builds strictly."""
+"""Guards: each fence runs somewhere, each code file and section is on a page, strict builds."""
 
 import re
 import subprocess
@@ -76,7 +76,7 @@ def included():
 
 
 def code_files():
-    """Every file a reader runs or configures; the data the site build reads (code/site/data) is not code."""
+    """Every file a reader runs or configures; not the data the site build reads (site/data)."""
     return sorted(
         p
         for p in CODE.rglob("*")

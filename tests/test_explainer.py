@@ -19,7 +19,7 @@ PAGES = sorted((DOCS / "explainer").glob("[1-6]-*.md"))
 
 
 def text_of(item) -> str:
-    """The card's items as written. An unquoted `- Title: rest` item parses as a one-key mapping."""
+    """The card's items as written. An unquoted `- Title: rest` item parses as a one-key dict."""
     return item if isinstance(item, str) else " ".join(f"{k}: {v}" for k, v in item.items())
 
 
@@ -44,7 +44,7 @@ class _Ids(HTMLParser):
 
 @pytest.fixture(scope="module")
 def site_ids(tmp_path_factory) -> dict[str, set[str]]:
-    """Element ids of every built page, keyed by its source path under docs/ (e.g. explainer/3-sft.md)."""
+    """Element ids of every built page, by its source path under docs/ (explainer/3-sft.md)."""
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
@@ -98,7 +98,7 @@ def test_every_section_ref_of_the_card_resolves(site_ids):
 
 
 def section_text(target: str) -> str:
-    """The markdown from the heading with this anchor to the next heading of the same or a higher level."""
+    """The markdown from the heading with this anchor to the next one of its level or higher."""
     page, _, anchor = target.partition("#")
     lines = (DOCS / page).read_text().splitlines()
     in_fence, level_of = False, {}

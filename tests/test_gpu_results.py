@@ -1,4 +1,4 @@
-"""The GPU figures on the memory page: the calculator's CUDA predictions against the last H200 measurements.
+"""The GPU figures on the memory page: the calculator's CUDA predictions against H200 measurements.
 
 They were measured in a GPU session (`code/labs/memory.py --preset gpu`, `code/gpu/throughput.py`);
 CI has no GPU, so this test checks what it can: every measured figure the repo holds against the
@@ -46,7 +46,7 @@ def test_cuda_saved_bytes_are_predicted_to_the_byte(row):
 
 
 def test_fp32_peak_of_the_first_step():
-    """The one peak on record: fp32, dropout 0.1, the first step (no AdamW m and v yet), within 2%."""
+    """The one peak on record: fp32, dropout 0.1, the first step (no AdamW m, v yet), within 2%."""
     predicted = step_peak(12, 768, 12, 50257, 4, 1024, Step(dtype="fp32"), first_step=True)
     assert predicted["phase"] == "backward start"
     assert predicted["peak"] == pytest.approx(RUN["gpu_peak_bytes"], rel=0.02)
@@ -55,7 +55,7 @@ def test_fp32_peak_of_the_first_step():
 
 
 def test_bf16_peak_of_the_throughput_run():
-    """bf16 autocast, batch 16 × 1,024, vocab 50,304, fused AdamW, later steps: the GPU defaults, within 1%."""
+    """bf16 autocast, batch 16 × 1,024, vocab 50,304, fused AdamW, later steps: within 1%."""
     measured = (
         json.loads((RESULTS / "gpu-throughput.json").read_text())["eager"]["peak_mem_gib"] * 2**30
     )

@@ -51,7 +51,10 @@ def test_gpt2_family_parameter_counts_are_exact(name):
 
 def test_zero_paper_example_7_5b_on_64_gpus():
     """Rajbhandari et al. (2020), Figure 1: Ψ = 7.5B, N_d = 64, K = 12."""
-    gb = lambda stage: model_states(7.5e9, gpus=64, zero_stage=stage).total / 1e9
+
+    def gb(stage):
+        return model_states(7.5e9, gpus=64, zero_stage=stage).total / 1e9
+
     assert gb(0) == pytest.approx(120)
     assert gb(1) == pytest.approx(31.4, abs=0.05)
     assert gb(2) == pytest.approx(16.6, abs=0.05)
@@ -59,7 +62,7 @@ def test_zero_paper_example_7_5b_on_64_gpus():
 
 
 def test_zero_communication_model():
-    """ZeRO §7: stages 1-2 move what DDP moves (2Ψ); stage 3 moves 3Ψ and gathers no weights after the step."""
+    """ZeRO §7: stages 1-2 move what DDP moves (2Ψ); stage 3 moves 3Ψ, none after the step."""
     assert [zero_traffic(s) for s in range(4)] == [2.0, 2.0, 2.0, 3.0]
     after_step = [what for op, what, when, _ in zero_collectives(3) if "after" in when]
     assert after_step == []
@@ -83,7 +86,7 @@ def test_parallelism_table_matches_the_communication_model():
     stage3 = next(r for k, r in rows.items() if "3" in k)
     for row, stage in ((stage12, 1), (stage3, 3)):
         cells = row.split("|")[4].lower()  # "what is communicated"
-        for op, what, when, _ in zero_collectives(stage):
+        for op, what, _when, _ in zero_collectives(stage):
             assert op in cells and what.split()[-1] in cells, (stage, op, what, cells)
     communicated3 = stage3.split("|")[4]
     assert (
@@ -157,7 +160,7 @@ def tiny(step: Step, **config) -> GPT2LMHeadModel:
 
 
 def run_step(model, ids, step: Step, optimizer=None):
-    """Forward with the loss and backward, as the lab does it (the math backend around backward too)."""
+    """Forward with the loss and backward, as the lab does it (math backend for backward too)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     with sdpa_kernel(SDPBackend.MATH) if step.attn == "math" else nullcontext():
@@ -192,7 +195,10 @@ def test_options_change_the_bytes_the_way_the_page_says():
     """Each option's direction on a GPU (the CUDA rules): fused attention keeps no s×s term, so its
     bytes grow linearly in s; bf16 autocast saves less than fp32; dropout adds 1-byte masks;
     checkpointing keeps little; use_cache=False drops the k, v copies."""
-    at = lambda s, **kw: activation_bytes(12, 768, 12, 50257, 1, s, Step(**kw))
+
+    def at(s, **kw):
+        return activation_bytes(12, 768, 12, 50257, 1, s, Step(**kw))
+
     fused = [at(s) - at(0) for s in (1024, 2048)]
     eager = [at(s, attn="eager") - at(0, attn="eager") for s in (1024, 2048)]
     assert fused[1] == pytest.approx(2 * fused[0], rel=1e-3) and eager[1] > 2.5 * eager[0]

@@ -1,4 +1,4 @@
-"""The question bank: schema, coverage of the card, one source for pages, deck and export, the JS schedule."""
+"""The question bank: schema, the card covered, one source for pages, deck and export, the JS."""
 
 import copy
 import csv
@@ -97,8 +97,8 @@ def test_pages_quote_published_results_and_only_those(tmp_path, source):
     )
     ppo = qbank.render(bank, card, tmp_path)["questions/ppo.md"]
     assert (
-        "metric `runs.kl_final` (measured at the lesson preset: kl_coef 0: 3.25; kl_coef 0.05: 0.5)"
-        in ppo
+        "metric `runs.kl_final` "
+        "(measured at the lesson preset: kl_coef 0: 3.25; kl_coef 0.05: 0.5)" in ppo
     )
     assert (
         "measured at the lesson preset"

@@ -131,13 +131,13 @@ def base():
 
 
 def sft_outcome(path: str, base: str):
-    """What sft.py does with --data before it trains: read, then fit at the base model's context."""
+    """What sft.py does with --data before it trains: read, then fit at the base model's length."""
     tokenizer, context = model_context(base)
     return tokenizer, fit_chats(tokenizer, context, read_chats(path), path)
 
 
 def pairs_outcome(lab_name: str, path: str, flags: list[str], base: str, tmp_path):
-    """What reward.py and dpo.py do with --data before they train: read and split, fit, count steps."""
+    """What reward.py and dpo.py do with --data before training: read, split, fit, count steps."""
     name = lab_name.split()[0]
     module = load_lab(name)
     args = parse(
@@ -248,7 +248,7 @@ def cli(lab_name: str, file: str, tmp_path, *flags: str):
     ],
 )
 def test_lab_stops_with_one_line(lab_name, file, tmp_path):
-    """The error comes before any training, with nothing else on stderr (no load report, no progress bar)."""
+    """The error comes before any training, with nothing else on stderr (no report, no bars)."""
     outcome = SFT.get(file) or PAIRS[file]
     line = error_line(cli(lab_name, file, tmp_path))
     assert line.startswith(f"{lab_name}: error: {DATA / file}")
@@ -277,7 +277,7 @@ def test_dpo_lab_trains_the_file_and_reports_its_pairs(tmp_path):
 
 
 def test_reward_lab_warns_once_and_reports_the_pairs_it_trained(tmp_path):
-    """100 pairs in Anthropic HH text, 10 too long: one warning line, and metrics count what trained."""
+    """100 pairs in Anthropic HH text, 10 too long: a warning line; metrics count what trained."""
     from lifecycle.world import pairs
 
     rows = []

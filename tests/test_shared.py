@@ -16,7 +16,7 @@ from lifecycle.training import trainer_defaults
 
 
 def test_trainer_defaults_override_trl_on_a_cpu(tmp_path):
-    """TRL's configs default to bf16 and gradient checkpointing; on this CPU both must end up off."""
+    """TRL's configs default to bf16 and gradient checkpointing; on this CPU both must be off."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from transformers import TrainingArguments
     from trl import DPOConfig, RewardConfig, SFTConfig

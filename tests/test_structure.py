@@ -1,4 +1,4 @@
-"""The package's shape: `code/lifecycle` holds only what runs a lab, and imports nothing from the site or the tests."""
+"""The package's shape: `code/lifecycle` holds what runs a lab; it imports no site or test code."""
 
 import ast
 
@@ -32,13 +32,14 @@ def test_lifecycle_imports_nothing_from_site_or_tests():
         for folder in ('"tests"', '"site"', "tests/", "code/site"):
             if folder in text:
                 problems.append(
-                    f"{rel} names {folder}: the package must not read the site's or the tests' files"
+                    f"{rel} names {folder}: "
+                    "the package must not read the site's or the tests' files"
                 )
     assert not problems, "\n".join(problems)
 
 
 def stages_run_by(lab: str) -> set[str]:
-    """The earlier stages a lab script calls for: ensure_stage("x", ...), stage_model("x", ...), base_model(...)."""
+    """The earlier stages a lab calls for: ensure_stage("x"), stage_model("x"), base_model()."""
     found = set()
     for node in ast.walk(ast.parse((ROOT / "code" / "labs" / f"{lab}.py").read_text())):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -1,4 +1,4 @@
-"""The synthetic world: seeded, split cleanly, labelled junk, and checkers that mean what they say."""
+"""The synthetic world: seeded, split cleanly, labelled junk, checkers that mean what they say."""
 
 from collections import Counter
 

@@ -156,7 +156,9 @@ class Guard:
 # Material draws each diagram into a closed shadow root; open it so the tests can see the SVG.
 OPEN_SHADOWS = """
 const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) { return attach.call(this, { ...init, mode: "open" }); };
+Element.prototype.attachShadow = function (init) {
+  return attach.call(this, { ...init, mode: "open" });
+};
 """
 
 
@@ -193,23 +195,29 @@ OBSERVE = """() => {
   const plots = images.filter(img => /assets\\/labs\\//.test(img.getAttribute('src') || ''));
   const captioned = img => {
     const fig = img.closest('figure');
-    if (fig && fig.querySelector('figcaption') && fig.querySelector('figcaption').textContent.trim()) return true;
+    const caption = fig && fig.querySelector('figcaption');
+    if (caption && caption.textContent.trim()) return true;
     const holder = img.closest('p');
     const next = holder && holder.nextElementSibling;
-    return !!(next && next.tagName === 'P' && next.firstElementChild && next.firstElementChild.tagName === 'EM'
-              && next.textContent.trim().length > 20);
+    return !!(next && next.tagName === 'P' && next.firstElementChild
+              && next.firstElementChild.tagName === 'EM' && next.textContent.trim().length > 20);
   };
   return {
     title: document.title,
     math: math.length,
     math_typeset: math.filter(el => el.querySelector('.katex')).length,
-    math_errors: [...document.querySelectorAll('.katex-error')].map(e => e.getAttribute('title') || e.textContent).slice(0, 5),
+    math_errors: [...document.querySelectorAll('.katex-error')]
+      .map(e => e.getAttribute('title') || e.textContent).slice(0, 5),
     diagrams: diagrams.length,
     diagrams_drawn: diagrams.filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length,
-    diagram_errors: diagrams.filter(d => d.shadowRoot && /Syntax error|Parse error/i.test(d.shadowRoot.textContent)).length,
-    images_without_alt: images.filter(img => !(img.getAttribute('alt') || '').trim()).map(img => img.getAttribute('src')),
+    diagram_errors: diagrams
+      .filter(d => d.shadowRoot && /Syntax error|Parse error/i.test(d.shadowRoot.textContent))
+      .length,
+    images_without_alt: images.filter(img => !(img.getAttribute('alt') || '').trim())
+      .map(img => img.getAttribute('src')),
     plots: plots.length,
-    plots_without_caption: plots.filter(img => !captioned(img)).map(img => img.getAttribute('src')),
+    plots_without_caption: plots.filter(img => !captioned(img))
+      .map(img => img.getAttribute('src')),
   };
 }"""
 
@@ -225,8 +233,14 @@ AXE_RUN = """async () => {
 def visit(page, url: str, guard: Guard, expected_diagrams: int, axe: bool = True) -> dict:
     """Load one page and record what a reader's browser would show and do."""
     errors = []
-    on_console = lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}")
-    on_error = lambda exc: errors.append(f"page error: {exc}")
+
+    def on_console(msg):
+        if msg.type == "error":
+            errors.append(f"console: {msg.text}")
+
+    def on_error(exc):
+        errors.append(f"page error: {exc}")
+
     page.on("console", on_console)
     page.on("pageerror", on_error)
     guard.reset()

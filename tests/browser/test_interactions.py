@@ -65,8 +65,13 @@ def test_search_for_dpo_finds_the_dpo_pages(fresh, server, site):
 def test_dark_mode_toggle_switches_and_persists(fresh, server):
     page = fresh.new_page()
     page.goto(server + "labs/pretrain.html")
-    scheme = lambda: page.get_attribute("body", "data-md-color-scheme")
-    background = lambda: page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    def scheme():
+        return page.get_attribute("body", "data-md-color-scheme")
+
+    def background():
+        return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
     assert scheme() == "default"
     light = background()
     page.locator("label[title='Switch to dark mode']").click()
@@ -105,7 +110,8 @@ def test_site_works_from_file_with_the_network_off(browser, site):
         page.goto((site / "index.html").as_uri())
         page.wait_for_function(WAIT_RENDERED)
         drawn = page.evaluate(
-            "[...document.querySelectorAll('div.mermaid')].filter(d => d.shadowRoot?.querySelector('svg')).length"
+            "[...document.querySelectorAll('div.mermaid')]"
+            ".filter(d => d.shadowRoot?.querySelector('svg')).length"
         )
         assert drawn >= 1, "the lifecycle diagram is not drawn from file://"
         hits = search(page, "DPO")
@@ -126,7 +132,8 @@ def widget_or_skip(page, selector: str, marker: str, what: str):
     (`selector` alone can match a heading's id, so `marker` must be inside it.)"""
     if page.locator(f"{selector}:has({marker}), {selector}{marker}").count() == 0:
         pytest.skip(
-            f"{what}: the page has no {selector} widget yet (it comes with the interview-prep pages)"
+            f"{what}: the page has no {selector} widget yet "
+            "(it comes with the interview-prep pages)"
         )
     page.wait_for_selector(f"{selector}[data-ready]", state="attached")
 
@@ -135,8 +142,13 @@ def test_flashcard_reveal_and_grade_survive_a_reload(fresh, server):
     page = fresh.new_page()
     page.goto(server + "flashcards.html")
     widget_or_skip(page, "#flashcards", "#fc-reveal", "flashcards")
-    fresh_count = lambda: int(page.locator("#fc-new-count").inner_text())
-    card = lambda: page.get_attribute("#fc-card", "data-fc-card-id")
+
+    def fresh_count():
+        return int(page.locator("#fc-new-count").inner_text())
+
+    def card():
+        return page.get_attribute("#fc-card", "data-fc-card-id")
+
     first, new_before = card(), fresh_count()
     assert first, "no card is shown"
     assert page.locator("#fc-answer").is_hidden()
@@ -192,7 +204,8 @@ def test_dark_mode_has_no_serious_accessibility_violations(browser, server, site
             assert page.get_attribute("body", "data-md-color-scheme") == "slate"
             for v in page.evaluate(AXE_RUN):
                 problems.append(
-                    f"{rel} (dark): axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: {', '.join(v['where'])}"
+                    f"{rel} (dark): axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: "
+                    f"{', '.join(v['where'])}"
                 )
     finally:
         ctx.close()

@@ -45,7 +45,10 @@ def test_math_is_typeset(visits):
 def test_diagrams_are_drawn_as_svg(visits):
     def check(seen):
         if seen["diagrams_drawn"] != seen["expected_diagrams"]:
-            yield f"{seen['diagrams_drawn']} of {seen['expected_diagrams']} mermaid diagrams drawn as SVG"
+            yield (
+                f"{seen['diagrams_drawn']} of {seen['expected_diagrams']} mermaid diagrams "
+                "drawn as SVG"
+            )
         if seen["diagram_errors"]:
             yield f"{seen['diagram_errors']} diagrams show a mermaid syntax error"
 
@@ -59,7 +62,8 @@ def test_diagrams_are_drawn_as_svg(visits):
 def test_no_serious_accessibility_violations(visits):
     def check(seen):
         for v in seen["violations"]:
-            yield f"axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: {', '.join(v['where'])}"
+            where = ", ".join(v["where"])
+            yield f"axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: {where}"
 
     problems = failures(visits, check)
     assert not problems, "\n".join(problems)
@@ -70,7 +74,10 @@ def test_images_have_alt_text_and_plots_captions(visits):
         for src in seen["images_without_alt"]:
             yield f"image without alt text: {src}"
         for src in seen["plots_without_caption"]:
-            yield f"plot without a caption (an *italic* paragraph or figcaption right after it): {src}"
+            yield (
+                "plot without a caption (an *italic* paragraph or figcaption right after it): "
+                f"{src}"
+            )
 
     problems = failures(visits, check)
     assert not problems, "\n".join(problems)

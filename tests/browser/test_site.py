@@ -1,4 +1,4 @@
-"""The built site without a browser: build time, links and anchors, reachability, notebooks == scripts.
+"""The built site without a browser: build time, links and anchors, reachability, notebooks.
 
 These run wherever the site builds (no Chromium needed).
 """
@@ -72,7 +72,7 @@ def classify(page: str, url: str):
 
 
 def test_mkdocs_yml_has_no_duplicate_keys():
-    """YAML keeps the last of two equal keys silently: two branches that each add `hooks:` would lose one."""
+    """YAML keeps the last of two equal keys: two branches that add `hooks:` would lose one."""
     import yaml
 
     class Strict(yaml.SafeLoader):
@@ -225,7 +225,8 @@ def test_gpu_session_cell_installs_the_pins_and_selects_gpu(site, lab):
 
 NOTEBOOK_RUNNER = textwrap.dedent("""
     import json, subprocess, sys
-    cells = ["".join(c["source"]) for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]
+    cells = ["".join(c["source"]) for c in json.load(open(sys.argv[1]))["cells"]
+             if c["cell_type"] == "code"]
     flags = json.loads(sys.argv[2])
     calls = []
     subprocess.check_call = lambda cmd, *a, **k: calls.append(cmd) or 0  # no installs in the test

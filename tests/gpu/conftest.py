@@ -36,7 +36,7 @@ check = load_check()
 
 @pytest.fixture(scope="session")
 def standin_hub_home():
-    """The tiny stand-in `HF_HOME`: gpt2 (2 layers, the real 50,257-token vocabulary) and the datasets."""
+    """The tiny stand-in `HF_HOME`: gpt2 (2 layers, the real 50,257-token vocabulary), datasets."""
     return standin_hub.build("tiny")
 
 

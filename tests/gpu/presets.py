@@ -28,7 +28,8 @@ LESSON_ONLY = {
             "format_rate_noisy_large",
             "noisy_rows",
         },
-        "the quality-versus-quantity run trains on the world's deliberately noisy rows; a Hub dataset has none",
+        "the quality-versus-quantity run trains on the world's deliberately noisy rows; "
+        "a Hub dataset has none",
     ),
     "curation": (
         {
@@ -49,7 +50,8 @@ LESSON_ONLY = {
             "pipeline_cpu_seconds",
             "throughput_docs",
         },
-        "scoring each stage, annealing on a source and the planted quiz leaks need the world's labels",
+        "scoring each stage, annealing on a source and the planted quiz leaks need the "
+        "world's labels",
     ),
 }
 
@@ -71,7 +73,7 @@ def half(i: int) -> list[str]:
 
 
 def lesson_keys(lab: str, lab_metrics) -> set[str]:
-    """The lesson run's keys: the published results, or (a lab not published yet) its smoke run's."""
+    """The lesson run's keys: the published results, or (not published yet) its smoke run's."""
     path = RESULTS / f"{lab}.json"
     return set(json.loads(path.read_text()) if path.exists() else lab_metrics(lab)) - {"_dir"}
 

@@ -45,7 +45,7 @@ def test_dpo_runs_no_other_lab(gpu_check):
 
 
 def test_dpo_machinery_table_uses_only_existing_results():
-    """The table is fed whatever results exist; a missing PPO run is a column that says so, never a run."""
+    """The table gets the results that exist; no PPO run: a column says so."""
     from lifecycle.rlhf import machinery_table
 
     ppo = json.loads((ROOT / "snippets" / "results" / "ppo.json").read_text()) | {

@@ -1,4 +1,4 @@
-"""The lab notebooks' first cell, "GPU session", run against the stand-in Hub: everything but its pip install.
+"""The notebooks' first cell, "GPU session", run against the stand-in Hub: all but its pip install.
 
 code/site/hooks.py makes each lab's notebook from the script: the GPU-session cell (install the
 pinned packages, find the repository, select `--preset gpu`), then the script cell by cell. This

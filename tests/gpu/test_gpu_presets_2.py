@@ -1,4 +1,4 @@
-"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the second half of the labs.
+"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the other half of labs.
 
 The other half is in test_gpu_presets_1.py, so that make test's two workers share the labs (see
 presets.py). Each run passes only step and size overrides (code/gpu/check.py), and is cached per

@@ -112,7 +112,7 @@ def test_bad_lines_are_counted_skips(tmp_path):
     ids=["missing-text-column", "hub-offline", "bad-threshold", "bad-num-perm"],
 )
 def test_bad_input_is_one_line_exit_2(extra, content, message, tmp_path):
-    """Through the script, as a reader meets it (the other bad files are unit-tested on `read_jsonl`)."""
+    """Through the script, as a reader meets it (other bad files: unit tests of `read_jsonl`)."""
     f = tmp_path / "c.jsonl"
     if content is not None:
         f.write_bytes(content)

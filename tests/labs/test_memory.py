@@ -109,6 +109,6 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     ids=["sizes-short", "grid-heads", "batch-zero"],
 )
 def test_bad_input_raises_lab_error(args, message, tmp_path):
-    """The same errors in-process (cheaper than a subprocess each); `run` turns LabError into one line."""
+    """The same errors in-process (cheaper than subprocesses); `run` makes LabError one line."""
     with pytest.raises(LabError, match=message):
         lab.main([a.replace("{tmp}", str(tmp_path)) for a in args])

@@ -1,4 +1,4 @@
-"""Parallelism: every split computes what one process computes, and each splits what it claims to split.
+"""Parallelism: every split computes what one process computes, and splits what it claims to.
 
 The lab's smoke run (one 2-process gloo group) is shared through the `lab_metrics` fixture.
 """
@@ -105,7 +105,7 @@ def test_fsdp_holds_half_the_parameters(lab_metrics):
 
 
 def test_gpipe_timeline_matches_the_formula():
-    """The hand-written schedule simulator, cross-checked against (p-1)/(m+p-1) for equal stages."""
+    """The hand-written schedule simulator against (p-1)/(m+p-1), for equal stages."""
     for p in (2, 3, 4):
         for k in (1, 2, 3, 8, 32):
             sim = gpipe_timeline([1.0] * p, [2.0] * p, k)
@@ -148,7 +148,7 @@ def test_conv1d_to_linear_and_head_reorder():
     ],
 )
 def test_accelerate_configs_parse(name, kind, extra):
-    """Each config loads with accelerate's own loader, and every key is one `accelerate launch` knows.
+    """Each config loads with accelerate's own loader; every key is one `accelerate launch` knows.
 
     DeepSpeed is not needed to check this; it is needed only to run the ZeRO configs."""
     from accelerate.commands.config.config_args import ClusterConfig

@@ -31,10 +31,11 @@ def test_committed_lesson_results_meet_the_target():
 
 @pytest.mark.skipif(
     os.environ.get("LIFECYCLE_RERUN_LESSON") != "1",
-    reason="two CPU minutes; set LIFECYCLE_RERUN_LESSON=1 (tests/labs/test_memory.py reruns its lesson preset every time)",
+    reason="two CPU minutes; set LIFECYCLE_RERUN_LESSON=1 "
+    "(tests/labs/test_memory.py reruns its lesson preset every time)",
 )
 def test_lesson_results_reproduce(lab_metrics):
-    """The committed table comes from this code: rerunning the lesson preset gives the same numbers.
+    """The committed table comes from this code: rerunning the lesson gives the same numbers.
 
     Tolerance: 0.1% relative, for float differences between CPUs of the same kind.
     """
