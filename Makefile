@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install serve site test results labs clean
+.PHONY: install serve site lint format test results labs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,25 @@ serve: install
 site: install
 	$(BIN)/mkdocs build --strict
 
+# ruff: the rules and line length are in pyproject.toml ([tool.ruff]). `make format` rewrites the code
+# (ruff format, ruff check --fix, then tools/wrap_text.py for the comments and docstrings ruff leaves
+# long); `make lint` only checks, as `make test` does first.
+RUFF_FILES = $(BIN)/ruff check --show-files . | grep '\.py$$'
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix-only .
+	$(BIN)/python tools/wrap_text.py $$($(RUFF_FILES))
+	$(BIN)/ruff format .
+	$(BIN)/ruff check .
+
 # The bash fences on the pages say `python`, as a reader would type it: that must be the venv's.
 # Two workers, one torch thread each: two processes with two threads each on 2 cores run far slower.
-test: install
+test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
 		tests docs --codeblocks --durations=20
 

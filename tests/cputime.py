@@ -70,9 +70,8 @@ _workers: dict[str, float] = defaultdict(float)
 
 def pytest_runtest_logreport(report):
     for name, value in report.user_properties:
-        if (
-            name == "cpu_seconds" and value[0] == report.when
-        ):  # each phase's report carries the earlier ones
+        # each phase's report carries the earlier ones
+        if name == "cpu_seconds" and value[0] == report.when:
             phase, seconds, worker = value
             _costs[report.nodeid][phase] += seconds
             _workers[worker] += seconds

@@ -134,9 +134,8 @@ def test_quiz_items_are_long_unique_and_absent_from_the_corpus():
     leaked, fresh = quiz("leaked", 100), quiz("fresh", 100)
     assert all(len(q.text().split()) >= 13 for q in leaked + fresh)
     grams = [ngrams(q.text(), 13) for q in leaked + fresh]
-    assert all(
-        not (a & b) for a, b in itertools.combinations(grams, 2)
-    )  # no 13-gram shared by two items
+    # no 13-gram shared by two items
+    assert all(not (a & b) for a, b in itertools.combinations(grams, 2))
     corpus = set().union(*(ngrams(d.text, 13) for d in web_corpus("train", n_docs=3000, seed=0)))
     assert not corpus & set().union(*grams)
     answers = {q.answer for q in leaked + fresh}

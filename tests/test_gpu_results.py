@@ -15,9 +15,8 @@ from lifecycle import tables
 from lifecycle.memory import Step, activation_bytes, gpt2_params, step_peak
 
 RESULTS = ROOT / "snippets" / "results"
-RUN = json.loads(
-    (RESULTS / "memory-gpu.json").read_text()
-)  # fp32, SDPA, GPT-2-124M's shape, batch 4 × 1,024
+# fp32, SDPA, GPT-2-124M's shape, batch 4 × 1,024
+RUN = json.loads((RESULTS / "memory-gpu.json").read_text())
 
 
 @pytest.mark.parametrize(
@@ -40,9 +39,8 @@ def test_cuda_saved_bytes_are_predicted_to_the_byte(row):
         Step("cpu", "sdpa", "fp32", row["dropout"], bool(row["checkpointing"])),
     )
     if row["dropout"] and not row["checkpointing"]:
-        assert (
-            cpu > 2 * row["measured_bytes"]
-        )  # the CPU falls back to the math path and keeps fp32 masks
+        # the CPU falls back to the math path and keeps fp32 masks
+        assert cpu > 2 * row["measured_bytes"]
 
 
 def test_fp32_peak_of_the_first_step():

@@ -31,14 +31,8 @@ from lifecycle.memory import (
     zero_traffic,
 )
 
-L, H, A, V, B, S = (
-    2,
-    32,
-    4,
-    200,
-    3,
-    12,
-)  # a tiny GPT-2 and batch: every term of the formula is present
+# a tiny GPT-2 and batch: every term of the formula is present
+L, H, A, V, B, S = (2, 32, 4, 200, 3, 12)
 
 
 @pytest.mark.parametrize("name", list(GPT2_FAMILY))
@@ -204,9 +198,8 @@ def test_options_change_the_bytes_the_way_the_page_says():
     assert fused[1] == pytest.approx(2 * fused[0], rel=1e-3) and eager[1] > 2.5 * eager[0]
     assert at(1024) < at(1024, dtype="fp32")
     masks = at(1024) - at(1024, dropout=0.0)
-    assert masks == 1024 * 768 * (
-        2 * 12 + 1
-    )  # two residual masks per block and the embedding's, 1 byte each
+    # two residual masks per block and the embedding's, 1 byte each
+    assert masks == 1024 * 768 * (2 * 12 + 1)
     assert at(1024, checkpointing=True) < at(1024) / 3
     assert at(1024) - at(1024, use_cache=False) == 12 * 1024 * 2 * 768 * 2
 

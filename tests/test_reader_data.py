@@ -217,9 +217,8 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
             tokenizer.decode(trainer.train_dataset[0]["chosen_ids"])
             == f"<|user|>{outcome['prompt']}{END}<|assistant|>Tarsk exports copper.{END}"
         )
-    assert (
-        len(trainer.train_dataset) == outcome["train"]
-    )  # nothing more dropped by the trainer's own filter
+    # nothing more dropped by the trainer's own filter
+    assert len(trainer.train_dataset) == outcome["train"]
 
 
 # --- through the lab scripts: exit codes, one stderr line, metrics.json --------------------------

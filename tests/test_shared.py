@@ -34,9 +34,8 @@ def test_trainer_defaults_override_trl_on_a_cpu(tmp_path):
             and config.dataloader_num_workers == 0
         )
         assert config.report_to in ("none", [], ["none"]), config.report_to
-    assert (
-        trainer_defaults(tmp_path, 0, dataloader_num_workers=2)["dataloader_num_workers"] == 2
-    )  # overrides win
+    # overrides win
+    assert trainer_defaults(tmp_path, 0, dataloader_num_workers=2)["dataloader_num_workers"] == 2
 
 
 def test_comma_list_parses_and_names_the_flag():
@@ -80,9 +79,8 @@ def test_peak_rss_is_the_process_own_not_its_parents():
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
     )
-    assert 10 < child < 400, (
-        child
-    )  # the child's own imports, far below the 512 MiB its parent holds
+    # the child's own imports, far below the 512 MiB its parent holds
+    assert 10 < child < 400, child
     del held
 
 

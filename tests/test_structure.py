@@ -101,9 +101,8 @@ def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
     import hooks
     from lifecycle.stages import STAGES
 
-    config = yaml.load(
-        (ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader
-    )  # tags read as plain text
+    # tags read as plain text
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
     (listed,) = [
         item["Labs"] for item in config["nav"] if isinstance(item, dict) and "Labs" in item
     ]
@@ -114,3 +113,21 @@ def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
         *({s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()),
     ]
     assert nav[len(STAGES) + 1 : -1] == listed[1:] and list(nav[-1]) == ["Notebooks"]
+
+
+def test_code_files_ruff_does_not_read_fit_the_line_length():
+    """ruff checks the Python (make lint); the other files the pages include (accelerate configs,
+    shell scripts) keep to the same line length, so that they fit a code block too. Cost: ms."""
+    import tomllib
+
+    from test_docs import code_files
+
+    width = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["line-length"]
+    long = [
+        f"{p.relative_to(ROOT)}:{n}: {len(line)} characters"
+        for p in code_files()
+        if p.suffix != ".py"
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if len(line) > width
+    ]
+    assert not long, "\n".join(long)

@@ -6,6 +6,8 @@ docstring line that is too long for a code block on the page. This refills them 
 - a run of full-line comments at one indentation is refilled as a paragraph (a comment line that
   starts a list item, or is indented further, starts a new paragraph);
 - a trailing comment that makes its line too long moves above that line, refilled;
+- a comment that `ruff format` left after a closing bracket moves above the statement (see
+  `lift_bracket_comments`);
 - a docstring paragraph (lines at the docstring's indentation, blank lines between paragraphs) is
   refilled; a list item (`- `, `* `, `1. `) is refilled with a hanging indent. A one-line docstring
   is left to a person: a summary stays one line (PEP 257), so it needs fewer words, not a wrap.
@@ -242,10 +244,42 @@ def wrap_items(block, base, prefix, suffix, closes) -> list[str] | None:
     return new
 
 
+def lift_bracket_comments(source: str, drop_commas: bool = True) -> str:
+    """A comment after a closing bracket (`)  # why`): ruff format split a statement that was too
+    long with its trailing comment, and the comment ended up after the bracket. It moves to its own
+    line above the line that opens the bracket, and the last element's trailing comma goes (unless
+    that changes the code: a one-element tuple), so that `ruff format` joins the statement again
+    when it fits."""
+    lines = source.splitlines()
+    opened, moves, closer = [], [], None  # closer: (row, row of its opening bracket)
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            opened.append(tok.start[0])
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            closer = (tok.start[0], opened.pop())
+        elif tok.type == tokenize.COMMENT and closer and closer[0] == tok.start[0]:
+            row, col = tok.start
+            if re.fullmatch(r"\s*[)\]}]+[,:]?\s*", lines[row - 1][:col]) and not KEEP.match(
+                tok.string
+            ):
+                moves.append((row, closer[1], col))
+    for row, start, col in reversed(moves):
+        comment = lines[row - 1][col:]
+        lines[row - 1] = lines[row - 1][:col].rstrip()
+        if drop_commas and lines[row - 2].endswith(","):
+            lines[row - 2] = lines[row - 2][:-1]
+        lines.insert(start - 1, re.match(r"\s*", lines[start - 1]).group() + comment)
+    result = "\n".join(lines) + "\n"
+    if drop_commas and ast.dump(ast.parse(result)) != ast.dump(ast.parse(source)):
+        return lift_bracket_comments(source, drop_commas=False)
+    return result
+
+
 def wrap_file(path: Path) -> bool:
     source = path.read_text()
-    lines = source.splitlines()
-    lines = wrap_docstrings(lines, docstring_spans(source))
+    lines = lift_bracket_comments(source).splitlines()
+    source_lifted = "\n".join(lines) + "\n"
+    lines = wrap_docstrings(lines, docstring_spans(source_lifted))
     interim = "\n".join(lines) + "\n"
     lines = wrap_comments(lines, comment_tokens(interim))
     result = "\n".join(lines) + "\n"

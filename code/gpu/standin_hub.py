@@ -37,14 +37,10 @@ from lifecycle.cache import PACKAGE, cache_dir, fingerprint
 
 VOCAB = 50257  # GPT-2's vocabulary: 50,256 BPE tokens, then <|endoftext|> (id 50256)
 EOT = "<|endoftext|>"
-SHAPES = {
-    "tiny": dict(n_layer=2, n_head=2, n_embd=64),
-    "gpt2": {},
-}  # {}: GPT2Config() is GPT-2-124M
-WIKI = {
-    "wikitext-2-raw-v1": 400,
-    "wikitext-103-raw-v1": 1200,
-}  # training articles; validation, test: 12 each
+# {}: GPT2Config() is GPT-2-124M
+SHAPES = {"tiny": dict(n_layer=2, n_head=2, n_embd=64), "gpt2": {}}
+# training articles; validation, test: 12 each
+WIKI = {"wikitext-2-raw-v1": 400, "wikitext-103-raw-v1": 1200}
 
 
 def words(rng: random.Random, n: int) -> list[str]:
@@ -291,9 +287,8 @@ def build(flavour: str = "tiny", seed: int = 0) -> Path:
     key = fingerprint(Path(__file__), *(PACKAGE / "world").glob("*.py"), extra=f"{flavour}/{seed}")
     home = cache_dir() / f"standin-hub-{flavour}-s{seed}-{key}"
     with open(home.with_name(f"{home.name}.lock"), "w") as lock:
-        fcntl.flock(
-            lock, fcntl.LOCK_EX
-        )  # two test workers: one builds, the other waits and reuses it
+        # two test workers: one builds, the other waits and reuses it
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / "done").exists():
             tmp = home.with_name(f"{home.name}.tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)

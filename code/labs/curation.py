@@ -191,18 +191,16 @@ def effect_on_model(args, raw, curated, val_texts, leaked, fresh, labelled) -> d
     # --8<-- [start:budget]
     raw_data = budget_blocks(tokenizer, raw["text"], args.block_size, n_blocks, args.seed)
     if labelled:
-        stream = mixture(curated, MIX, args.seed)[
-            "text"
-        ]  # documents in mixture order, by source weight
+        # documents in mixture order, by source weight
+        stream = mixture(curated, MIX, args.seed)["text"]
         tail_stream = mixture(curated, ANNEAL, args.seed + 1)["text"]
     else:
         stream = tail_stream = curated["text"]
     cur_data = budget_blocks(tokenizer, stream, args.block_size, n_blocks, args.seed)
     n_tail = int(args.anneal_fraction * n_blocks)
     tail = budget_blocks(tokenizer, tail_stream, args.block_size, n_tail, args.seed + 1)
-    annealed = torch.cat(
-        [cur_data[: n_blocks - n_tail], tail]
-    )  # the same start, the best source last
+    # the same start, the best source last
+    annealed = torch.cat([cur_data[: n_blocks - n_tail], tail])
     # --8<-- [end:budget]
 
     out, models = {}, {}
@@ -426,9 +424,8 @@ def main(argv=None):
     elif args.dataset:
         texts, val_texts = hub_corpus(args.dataset, args.text_column, args.train_docs)
         kinds = ["unknown"] * len(texts)
-        eval_texts = (
-            eval_texts + val_texts
-        )  # training rows that overlap the held-out split are contamination too
+        # training rows that overlap the held-out split are contamination too
+        eval_texts = eval_texts + val_texts
     else:
         leaks = [q.text() for q in leaked] * args.leak_copies  # web_corpus plants each one 3 times
         docs = web_corpus("train", n_docs=args.train_docs, seed=args.seed, raw=True, leaks=leaks)

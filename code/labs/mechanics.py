@@ -201,9 +201,8 @@ def logits_grad(tokens: int, vocab: int, dtype, scaler=None):
     targets = torch.randint(0, vocab, (tokens,), generator=g)
     logits = (h @ w).to(dtype)  # the activation, kept in low precision
     stored = {}
-    logits.register_hook(
-        lambda grad: stored.setdefault("grad", grad)
-    )  # the gradient as stored in dtype
+    # the gradient as stored in dtype
+    logits.register_hook(lambda grad: stored.setdefault("grad", grad))
     loss = F.cross_entropy(logits.float(), targets)  # the loss itself in fp32, as autocast does
     if scaler is None:
         loss.backward()
@@ -291,9 +290,8 @@ def checkpointing(model, x, repeats: int = 3) -> dict:
 
         calls.clear()
         out[f"saved_{name}"] = saved_activation_bytes(model, step)
-        out[f"forwards_{name}"] = len(
-            calls
-        )  # with checkpointing each block runs again inside backward
+        # with checkpointing each block runs again inside backward
+        out[f"forwards_{name}"] = len(calls)
         start = time.perf_counter()
         for _ in range(repeats):
             step()
@@ -539,14 +537,12 @@ def main(argv=None):
         raise LabError(f"--model {args.model!r}: expected one of {', '.join(SIZES)}")
     if args.resume_at >= args.steps:
         raise LabError(f"--resume_at {args.resume_at} must be below --steps {args.steps}")
-    device = (
-        "cuda" if args.preset == "gpu" and torch.cuda.is_available() else "cpu"
-    )  # gpu preset: CPU too, slowly
+    # gpu preset: CPU too, slowly
+    device = "cuda" if args.preset == "gpu" and torch.cuda.is_available() else "cpu"
     transformers.logging.set_verbosity_error()
     if device == "cpu":
-        torch.set_num_threads(
-            1
-        )  # one thread: same numbers on any CPU count, stable timings on a busy machine
+        # one thread: same numbers on any CPU count, stable timings on a busy machine
+        torch.set_num_threads(1)
     tokenizer = load_tokenizer(args.seed)
     ids = blocks(
         tokenizer,

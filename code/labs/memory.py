@@ -72,9 +72,10 @@ PRESETS = {
         seq_len=128,
         vocab_size=1024,
     ),
+    # GPT-2-124M
     "gpu": dict(
         sizes="12x768x12", grid_size="12x768x12", batch_size=4, seq_len=1024, vocab_size=50257
-    ),  # GPT-2-124M
+    ),
 }
 # --8<-- [end:args]
 
@@ -163,9 +164,8 @@ def activation_check(size, args, ids, step: Step) -> dict:
     measured = saved_activation_bytes(model, lambda: forward_backward(model, ids, step))
     b, s = ids.shape
     formula = activation_bytes(*size, args.vocab_size, b, s, step)
-    outside = activation_bytes(
-        0, *size[1:], args.vocab_size, b, s, step
-    )  # embeddings, LM head, loss
+    # embeddings, LM head, loss
+    outside = activation_bytes(0, *size[1:], args.vocab_size, b, s, step)
     row = {
         "size": "x".join(map(str, size)),
         "attn": step.attn,
@@ -177,9 +177,8 @@ def activation_check(size, args, ids, step: Step) -> dict:
         "rel_error": abs(formula - measured) / measured,
         "outside_share": outside / measured,
     }
-    if (
-        step.dtype == "fp32" and not step.checkpointing and step.kernel != "math"
-    ):  # 16-bit bytes: ×2 for fp32
+    # 16-bit bytes: ×2 for fp32
+    if step.dtype == "fp32" and not step.checkpointing and step.kernel != "math":
         k = 2 * korthikanti_activation_bytes(*size, b, s, scores=step.kernel != "fused")
         row["korthikanti_blocks_rel_error"] = (k - (measured - outside)) / (measured - outside)
     return row
@@ -331,9 +330,8 @@ def write_report(args, m, where: str) -> None:
     (out / "zero.md").write_text(
         cols(m["zero"], [("zero_stage", "ZeRO stage", ""), ("gb_per_gpu", "GB per GPU", ".1f")])
     )
-    f = m[
-        "family"
-    ]  # each model's training memory as shares of its total: the weights are the smallest part
+    # each model's training memory as shares of its total: the weights are the smallest part
+    f = m["family"]
     plots.shares(
         [r["model"] for r in f],
         [
@@ -355,9 +353,8 @@ def write_report(args, m, where: str) -> None:
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     transformers.logging.set_verbosity_error()
-    device = (
-        "cuda" if args.preset == "gpu" and torch.cuda.is_available() else "cpu"
-    )  # gpu preset: a CPU too
+    # gpu preset: a CPU too
+    device = "cuda" if args.preset == "gpu" and torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(1)
     sizes, grid = shapes(args.sizes), shapes(args.grid_size, "--grid_size")[0]

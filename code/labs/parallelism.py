@@ -328,9 +328,8 @@ def sharded_data_parallel(model, ids, ref_grads, mesh, rank, record) -> dict:
         fully_shard(block, mesh=mesh)  # (1)!
     fully_shard(model, mesh=mesh)  # the rest: embeddings (tied with the LM head), final norm
     held = sum(p.to_local().numel() * p.element_size() for p in model.parameters())
-    total = sum(
-        p.numel() * p.element_size() for p in model.parameters()
-    )  # numel() of a DTensor: global
+    # numel() of a DTensor: global
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
     local = ids.chunk(WORLD)[rank]
     model(local, labels=local).loss.backward()  # (2)!
     for name in (

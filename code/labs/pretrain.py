@@ -28,13 +28,8 @@ from lifecycle.world import web_corpus
 # --8<-- [start:args]
 @dataclass
 class Args(LabArgs):
-    positive = (
-        "max_steps",
-        "batch_size",
-        "block_size",
-        "learning_rate",
-        "train_docs",
-    )  # checked by parse()
+    # checked by parse()
+    positive = ("max_steps", "batch_size", "block_size", "learning_rate", "train_docs")
     model: str | None = field(
         default=None,
         metadata={"help": "A model size (smoke, lesson) or a Hub id / folder (gpt2)."},
@@ -129,9 +124,8 @@ def main(argv=None):
     # --8<-- [start:model]
     if args.model in ("smoke", "lesson"):
         tokenizer = load_tokenizer(args.seed)
-        model = build_model(
-            args.model, tokenizer, args.seed
-        )  # random weights: it knows nothing yet
+        # random weights: it knows nothing yet
+        model = build_model(args.model, tokenizer, args.seed)
         train_texts, val_texts = offline_data(args)
     else:
         model, tokenizer = load(args.model)  # e.g. the real gpt2, when online

@@ -254,9 +254,8 @@ def decontaminate(
             ]
         }
 
-    features = Features(
-        {**ds.features, "eval_hits": List(Value("int64"))}
-    )  # typed: most lists are empty
+    # typed: most lists are empty
+    features = Features({**ds.features, "eval_hits": List(Value("int64"))})
     ds = ds.map(
         hits, batched=True, batch_size=cfg.batch_size, keep_in_memory=True, features=features
     )

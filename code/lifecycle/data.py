@@ -102,9 +102,8 @@ def load_rows(path: str) -> list[dict]:
             "the .jsonl file holds one JSON array, not one JSON object per line; "
             "rename it to .json, or write one object per line",
         )
-    n = count_rows(
-        text, path
-    )  # first, in Python: pyarrow crashes on some files (one holding `null`)
+    # first, in Python: pyarrow crashes on some files (one holding `null`)
+    n = count_rows(text, path)
     try:
         rows = json_builder(p)
     except Exception:  # datasets and pyarrow raise many types
@@ -575,9 +574,8 @@ def pair(row: dict, layout: str, source: str, i: int) -> dict:
             k: turns(row[k], source, i, k)
             for k in ("prompt", "chosen", "rejected")[0 if explicit else 1 :]
         }
-        if (
-            "prompt" not in p
-        ):  # implicit; H4's text prompt only repeats the conversations' last user turn
+        # implicit; H4's text prompt only repeats the conversations' last user turn
+        if "prompt" not in p:
             p = extract_prompt(p)
     else:
         prompt = checked_text(row.get("prompt") or "", source, i, "prompt", empty=True)
@@ -590,9 +588,8 @@ def pair(row: dict, layout: str, source: str, i: int) -> dict:
             )
         elif row.get("prompt") is None:
             p = extract_prompt({"chosen": chosen, "rejected": rejected})
-            if (
-                p["prompt"] + p["chosen"] != chosen
-            ):  # TRL moves a space back, even before the text's start
+            # TRL moves a space back, even before the text's start
+            if p["prompt"] + p["chosen"] != chosen:
                 p = {"prompt": "", "chosen": chosen, "rejected": rejected}
         else:
             p = {"prompt": prompt, "chosen": row["chosen"], "rejected": row["rejected"]}

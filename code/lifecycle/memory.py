@@ -172,11 +172,8 @@ def exact_adamw_state_bytes(params: int, n_tensors: int, dtype_bytes: int = 4) -
 
 
 # --8<-- [start:step]
-ATTENTION = (
-    "sdpa",
-    "eager",
-    "math",
-)  # transformers' attn_implementation; "math": SDPA's math backend forced
+# transformers' attn_implementation; "math": SDPA's math backend forced
+ATTENTION = ("sdpa", "eager", "math")
 COMPUTE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}  # an activation's bytes; bf16/fp16 mean autocast
 
 
@@ -250,22 +247,19 @@ def block_terms(n_embd: int, n_head: int, seq_len: int, step: Step) -> dict[str,
             t["k, v copied into the KV cache"] = 2 * c * h
         t["log-sum-exp per head (fp32)"] = 4 * a
     else:
-        up = (
-            4 if step.kernel == "math" else c
-        )  # the math backend computes 16-bit attention in fp32
+        # the math backend computes 16-bit attention in fp32
+        up = 4 if step.kernel == "math" else c
         t["q, k, v (copies)"] = 3 * up * h
-        t["attention probabilities, a×s (fp32)"] = (
-            4 * a * s
-        )  # the fp32 causal mask (eager) makes them fp32
+        # the fp32 causal mask (eager) makes them fp32
+        t["attention probabilities, a×s (fp32)"] = 4 * a * s
         if dropout:
             t["attention dropout mask, a×s"] = a * s * mask(up)
             t["dropped probabilities, a×s"] = up * a * s
         elif step.kernel == "eager" and autocast:
             t["probabilities cast to 16-bit, a×s"] = c * a * s
     t["attention output (c_proj input)"] = c * h
-    if (
-        cuda and autocast
-    ):  # x, tanh(.) and 1 + tanh(.) in fp32; 0.5x and the c_proj input in 16-bit
+    # x, tanh(.) and 1 + tanh(.) in fp32; 0.5x and the c_proj input in 16-bit
+    if cuda and autocast:
         t["MLP: gelu_new, 4h wide"] = 3 * 4 * 4 * h + 2 * 4 * c * h
     else:  # x, tanh(.), 1 + tanh(.), 0.5x and the output, 4h wide each
         t["MLP: gelu_new, 4h wide"] = 5 * 4 * c * h
@@ -298,9 +292,8 @@ def activation_terms(
         out = {"block inputs (checkpointing)": n_layer * tokens * 4 * h}
     else:
         out = {k: n_layer * tokens * v for k, v in block_terms(h, n_head, seq_len, step).items()}
-        if (
-            step.kernel == "fused"
-        ):  # the log-sum-exp of CUDA's memory-efficient kernel pads s to 32
+        # the log-sum-exp of CUDA's memory-efficient kernel pads s to 32
+        if step.kernel == "fused":
             padded = 32 * math.ceil(seq_len / 32) if cuda and not autocast else seq_len
             out["log-sum-exp per head (fp32)"] = n_layer * batch * n_head * padded * 4
             if cuda:
@@ -381,9 +374,8 @@ def step_peak(
     autocast, cuda = step.dtype != "fp32", step.device == "cuda"
     if optimizer == "default":
         optimizer = "foreach" if cuda else "for-loop"
-    counters = (
-        0 if cuda and optimizer != "fused" else 4 * n_tensors
-    )  # `step` stays on the CPU unless fused
+    # `step` stays on the CPU unless fused
+    counters = 0 if cuda and optimizer != "fused" else 4 * n_tensors
     weights, moments, grads = 4 * params, 8 * params + counters, 4 * params
     held = weights + (0 if first_step else moments)
     terms = activation_terms(n_layer, h, n_head, vocab_size, batch, seq_len, step)
@@ -397,12 +389,10 @@ def step_peak(
     block = 4 * h * tokens if step.checkpointing else block_full
     early = saved - head - n_layer * block  # the embeddings' share, alive to the end
     recompute = block_full if step.checkpointing else 0
-    mlp = (
-        2 * 4 * h * tokens * (4 if cuda or not autocast else c)
-    )  # two 4h-wide gradients inside the MLP
-    grad_head = 4 * (
-        vocab_size * h + 2 * h
-    )  # the tied embedding's gradient arrives with the LM head's
+    # two 4h-wide gradients inside the MLP
+    mlp = 2 * 4 * h * tokens * (4 if cuda or not autocast else c)
+    # the tied embedding's gradient arrives with the LM head's
+    grad_head = 4 * (vocab_size * h + 2 * h)
     grad_block, grad_mlp = 4 * (12 * h * h + 13 * h), 4 * (8 * h * h + 5 * h)
     largest = max(vocab_size, 4 * h, n_positions) * h
     temporaries = {"foreach": 4 * params, "for-loop": 2 * 4 * largest, "fused": 0}
@@ -416,10 +406,11 @@ def step_peak(
         + recompute
         + grad_head
         + grad_mlp
+        # in the first block, last in backward
         + max(
             n_layer * block,  # in the last block, first in backward
             block + (n_layer - 1) * grad_block,
-        ),  # in the first block, last in backward
+        ),
         "optimizer": weights + grads + moments + temporaries[optimizer],
     }
     phase = max((k for k in phases if k != "held"), key=phases.get)

@@ -20,13 +20,12 @@ from .device import device
 
 # --8<-- [start:sizes]
 SIZES = {
-    "smoke": dict(n_layer=2, n_head=2, n_embd=64, n_positions=128),  # seconds on a CPU
-    "lesson": dict(
-        n_layer=4, n_head=4, n_embd=128, n_positions=256
-    ),  # learns the world in CPU minutes
-    "gpt2": dict(
-        n_layer=12, n_head=12, n_embd=768, n_positions=1024
-    ),  # the real GPT-2 small shape
+    # seconds on a CPU
+    "smoke": dict(n_layer=2, n_head=2, n_embd=64, n_positions=128),
+    # learns the world in CPU minutes
+    "lesson": dict(n_layer=4, n_head=4, n_embd=128, n_positions=256),
+    # the real GPT-2 small shape
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),
 }
 # --8<-- [end:sizes]
 

@@ -43,9 +43,8 @@ def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
     width = c_attn.in_features
     per_rank = width // world  # n_head // world whole heads, each head_dim wide
     assert n_head % world == 0, f"{n_head} heads do not split over {world} ranks"
-    rows = torch.arange(3 * width).view(
-        3, world, per_rank
-    )  # (q|k|v, rank, row within the rank's heads)
+    # (q|k|v, rank, row within the rank's heads)
+    rows = torch.arange(3 * width).view(3, world, per_rank)
     order = rows.transpose(0, 1).reshape(-1)  # rank-major: each rank's q, k, v rows side by side
     with torch.no_grad():
         c_attn.weight.copy_(c_attn.weight[order])

@@ -30,12 +30,8 @@ def _row(cells) -> str:
 
 
 # --8<-- [start:memory]
-SEVEN_B = (
-    "7B (32 layers, 4096 wide)",
-    7e9,
-    32,
-    4096,
-)  # a LLaMA-7B-like shape, rounded to 7e9 parameters
+# a LLaMA-7B-like shape, rounded to 7e9 parameters
+SEVEN_B = ("7B (32 layers, 4096 wide)", 7e9, 32, 4096)
 
 
 def memory_rows(batch: int = 1, seq_len: int = 1024) -> list[tuple]:
@@ -133,9 +129,8 @@ def precision_rows() -> list[tuple]:
         ("bf16", torch.bfloat16),
     ]:
         f = torch.finfo(dtype)
-        mantissa = round(
-            -torch.log2(torch.tensor(f.eps, dtype=torch.float64)).item()
-        )  # eps = 2^-mantissa
+        # eps = 2^-mantissa
+        mantissa = round(-torch.log2(torch.tensor(f.eps, dtype=torch.float64)).item())
         exponent = f.bits - 1 - mantissa  # the rest, after one sign bit
         rows.append((name, f.bits, exponent, mantissa, f.max, f.smallest_normal, f.eps))
     return rows
@@ -185,9 +180,8 @@ def chinchilla_table() -> str:
 
 
 # --8<-- [start:gpu]
-PRESET = dict(
-    shape=(12, 768, 12, 50257), batch=4, seq_len=1024
-)  # the memory lab's gpu preset: GPT-2-124M
+# the memory lab's gpu preset: GPT-2-124M
+PRESET = dict(shape=(12, 768, 12, 50257), batch=4, seq_len=1024)
 THROUGHPUT = dict(shape=(12, 768, 12, 50304), batch=16, seq_len=1024)  # code/gpu/throughput.py
 
 
@@ -237,9 +231,8 @@ def gpu_table(results: Path = RESULTS) -> str:
             ]
         ),
     ]
-    if (
-        "gpu_weights_bytes_allocated" in run
-    ):  # the run on record measured its peak from the process's start
+    # the run on record measured its peak from the process's start
+    if "gpu_weights_bytes_allocated" in run:
         extra = run["gpu_weights_bytes_allocated"] - run["static"][0]["weights_bytes_real"]
         label = "allocated before the step, beyond the weights: the run's earlier checks (GiB)"
         lines.append(_row([label, f"{extra / GiB:.2f}"]))

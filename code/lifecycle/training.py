@@ -96,9 +96,8 @@ def chat_row(tokenizer, row: dict, limit: int | None = None) -> dict:
             chat, return_dict=True, return_assistant_tokens_mask=True
         )
         ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
-        spans = [
-            m.span() for m in re.finditer("1+", "".join(map(str, mask)))
-        ]  # one per assistant turn
+        # one per assistant turn
+        spans = [m.span() for m in re.finditer("1+", "".join(map(str, mask)))]
         weights = [t.get("weight", 1) for t in row["messages"] if t["role"] == "assistant"]
         if len(spans) != len(weights):
             raise LabError("the chat template must wrap each assistant turn in {% generation %}")

@@ -44,10 +44,11 @@ DOCS = ROOT / "docs"
 DIFFICULTY = {"🟢": "warm-up", "🟡": "core", "🔴": "hard"}
 ANKI_DIFFICULTY = {"🟢": "green", "🟡": "yellow", "🔴": "red"}
 ICON = {d: d for d in DIFFICULTY}  # plain text: twemoji shortcodes would load SVGs from a CDN
+# in running text: "the data curation lab", "the SFT lab"
 LAB_TITLES = {
     lab: s.title if s.title[1:2].isupper() else s.title[0].lower() + s.title[1:]
     for lab, s in STAGES.items()
-}  # in running text: "the data curation lab", "the SFT lab"
+}
 SOURCES = {"self-check", "interview"}
 QUESTION_FIELDS = {
     "id",
@@ -233,9 +234,8 @@ def published_value(results: Path | None, lab: str, metric: str) -> str | None:
     data = json.loads(path.read_text())
     key, _, field = metric.partition(".")
     value = data.get(key)
-    if field and isinstance(
-        value, list
-    ):  # label each row by its first other key: "kl_coef 0: 3.1; ..."
+    # label each row by its first other key: "kl_coef 0: 3.1; ..."
+    if field and isinstance(value, list):
         rows = [row for row in value if isinstance(row, dict) and field in row]
         labels = [
             next((f"{k} {fmt(v)}: " for k, v in row.items() if k != field), "") for row in rows

@@ -35,9 +35,8 @@ def search(page, query: str) -> list[str]:
     """Type a query into the header search box; return the result links, best first."""
     box = page.locator("input.md-search__input")
     box.click()
-    box.press_sequentially(
-        query, delay=30
-    )  # the theme searches on key events, which fill() does not send
+    # the theme searches on key events, which fill() does not send
+    box.press_sequentially(query, delay=30)
     page.wait_for_selector(".md-search-result__item a", state="attached")
     return page.eval_on_selector_all(".md-search-result__item > a", "els => els.map(a => a.href)")
 
@@ -168,9 +167,8 @@ def test_checklist_tick_survives_a_reload(fresh, server):
     widget_or_skip(page, "#health-checklist", "[data-ids]", "checklist")
     box = page.locator("#health-checklist input[type=checkbox]").first
     assert box.is_enabled() and not box.is_checked()
-    box.click(
-        force=True
-    )  # a real click where the box is drawn (the theme's indicator covers the input)
+    # a real click where the box is drawn (the theme's indicator covers the input)
+    box.click(force=True)
     assert box.is_checked()
     page.reload()
     page.wait_for_selector("#health-checklist[data-ready]", state="attached")

@@ -15,9 +15,8 @@ from conftest import ROOT
 from lifecycle.cache import cache_dir, fingerprint
 
 GPU = ROOT / "code" / "gpu"
-sys.path.insert(
-    0, str(GPU)
-)  # check.py imports standin_hub as a sibling, as it does when run as a script
+# check.py imports standin_hub as a sibling, as it does when run as a script
+sys.path.insert(0, str(GPU))
 
 import standin_hub  # noqa: E402
 

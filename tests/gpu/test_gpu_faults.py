@@ -178,7 +178,6 @@ def test_check_sh_prints_the_table(tmp_path):
     assert "| memory | 0 |" in proc.stdout and "stand-in gpt2 `tiny`" in proc.stdout
     (row,) = json.loads((tmp_path / "gpu-check.json").read_text())
     assert row["lab"] == "memory" and row["exit_code"] == 0 and row["seconds"] > 0
-    assert (
-        row["tokens_per_second"] is None
-    )  # memory trains without a Trainer: no number rather than a wrong one
+    # memory trains without a Trainer: no number rather than a wrong one
+    assert row["tokens_per_second"] is None
     assert (row["peak_gpu_bytes"] is None) == (not torch.cuda.is_available())

@@ -42,11 +42,8 @@ def test_notebook_runs_at_gpu_preset_against_the_standin(hub_env, tmp_path):
     assert '--preset", "gpu"' in code[0]
     first = PIP.sub("", code[0])
     out = tmp_path / "out"
-    overrides = [
-        *check.arguments(lab, cpu=True)[4:],
-        "--output_dir",
-        str(out),
-    ]  # after --preset gpu --seed 0
+    # after --preset gpu --seed 0
+    overrides = [*check.arguments(lab, cpu=True)[4:], "--output_dir", str(out)]
     program = "\n\n".join([first, f"sys.argv += {overrides!r}", *code[1:]])
     proc = subprocess.run(
         [sys.executable, "-c", program],
@@ -58,6 +55,5 @@ def test_notebook_runs_at_gpu_preset_against_the_standin(hub_env, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (
-        metrics["vocab_size"] == 50257
-    )  # the stand-in gpt2's tokenizer, found through the Hub cache
+    # the stand-in gpt2's tokenizer, found through the Hub cache
+    assert metrics["vocab_size"] == 50257
