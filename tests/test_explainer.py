@@ -3,8 +3,6 @@ built site, every trap sits in its section, every section page has its ELI5, rec
 example, and the generated tables are fresh."""
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 
 import pytest
@@ -43,16 +41,9 @@ class _Ids(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site_ids(tmp_path_factory) -> dict[str, set[str]]:
+def site_ids(built_site) -> dict[str, set[str]]:
     """Element ids of every built page, by its source path under docs/ (explainer/3-sft.md)."""
-    out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = built_site
     ids = {}
     for md in DOCS.rglob("*.md"):
         rel = md.relative_to(DOCS)
@@ -102,9 +93,8 @@ def section_text(target: str) -> str:
     page, _, anchor = target.partition("#")
     lines = (DOCS / page).read_text().splitlines()
     in_fence, level_of = False, {}
-    for i, line in enumerate(
-        lines
-    ):  # heading levels, outside code fences (a `# comment` is no heading)
+    # heading levels, outside code fences (a `# comment` is no heading)
+    for i, line in enumerate(lines):
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
         elif not in_fence and line.startswith("#"):

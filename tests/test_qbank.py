@@ -8,7 +8,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -80,9 +79,8 @@ def test_metric_keys_come_from_published_results_first(tmp_path, source):
     bank["failures"] = [
         f | {"links": {"section": "§4.3"}} for f in bank["failures"] if f.get("note")
     ]
-    assert qbank.check(
-        bank, card, DOCS, tmp_path, LAB_KEYS
-    )  # not published: the contract list decides
+    # not published: the contract list decides
+    assert qbank.check(bank, card, DOCS, tmp_path, LAB_KEYS)
     (tmp_path / "sft.json").write_text(json.dumps({"only_in_results": 0.5, "runs": [{"x": 1}]}))
     assert qbank.check(bank, card, DOCS, tmp_path, LAB_KEYS) == []
     assert qbank.published_keys(tmp_path, "sft") == {"only_in_results", "runs", "runs.x"}
@@ -257,16 +255,8 @@ def test_failure_cards_have_all_five_parts_and_one_worked_note(source):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def site(built_site):
+    return built_site
 
 
 def html(site, page):

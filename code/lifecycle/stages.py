@@ -16,9 +16,15 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, a stage may be built twice
+    fcntl = None
 
 from .cache import PACKAGE, ROOT, cache_dir, fingerprint
 
@@ -95,10 +101,8 @@ def _imports(path: Path) -> set[Path]:
             if node.level:  # `from .x import y`: relative to this file's package
                 base = [*here[: len(here) - node.level + 1], *base]
             dotted = ".".join(base)
-            modules = [
-                dotted,
-                *(f"{dotted}.{a.name}" for a in node.names),
-            ]  # `from pkg import module` names a file
+            # `from pkg import module` names a file
+            modules = [dotted, *(f"{dotted}.{a.name}" for a in node.names)]
         else:
             continue
         files |= {f for f in map(_module_file, modules) if f is not None}
@@ -126,9 +130,16 @@ def stage_path(lab: str, preset: str, seed: int = 0) -> Path:
 
 
 def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
-    """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder."""
+    """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder.
+
+    Processes that need the same missing stage at once (two test workers, two labs started side by
+    side) build it once: the first builds, the others wait for it."""
     path = stage_path(lab, preset, seed)
-    if not (path / "metrics.json").exists():
+    if (path / "metrics.json").exists():
+        return path
+    with _locked(cache_dir() / "locks" / f"{path.name}.lock"):
+        if (path / "metrics.json").exists():  # built while this process waited
+            return path
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         cmd = [
@@ -144,9 +155,19 @@ def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
         subprocess.run(cmd, check=True)
         try:
             tmp.rename(path)
-        except OSError:  # another process finished the same stage first: keep theirs
+        except OSError:  # without a lock, another process may have finished it first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` for the duration (none where fcntl is missing: Windows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        if fcntl:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> str:
