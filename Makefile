@@ -47,7 +47,7 @@ format: install
 # Two workers, one torch thread each: two processes with two threads each on 2 cores run far slower.
 test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
-		tests docs --codeblocks --durations=20
+		tests docs --codeblocks --durations=20 --cpu-durations=25
 
 # Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
 results: install
