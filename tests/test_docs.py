@@ -99,7 +99,8 @@ def test_every_code_file_and_section_is_on_a_page():
 
 
 def test_site_builds_strict_and_fast(built_site):
-    """`mkdocs build --strict` passes (the session's shared build asserts it) within 15 s."""
+    """`mkdocs build --strict` passes (the session's shared build asserts it) within 15 CPU
+    seconds: CPU time, not wall time, so that busy neighbours on the machine do not count."""
     seconds = float((built_site / ".build-seconds").read_text())
-    print(f"mkdocs build --strict: {seconds:.1f} s")
+    print(f"mkdocs build --strict: {seconds:.1f} CPU s")
     assert seconds <= 15
