@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export NO_MKDOCS_2_WARNING := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install serve site test results labs clean
+.PHONY: install serve site lint format test results labs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,23 @@ serve: install
 site: install
 	$(BIN)/mkdocs build --strict
 
+# ruff: the rules and line length are in pyproject.toml ([tool.ruff]). `make format` rewrites the code
+# (ruff format, ruff check --fix); a comment or docstring line ruff reports as too long (E501) is
+# rewritten by a person, since ruff wraps code, never text. `make lint` only checks, as `make test` does.
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
 # The bash fences on the pages say `python`, as a reader would type it: that must be the venv's.
 # Two workers, one torch thread each: two processes with two threads each on 2 cores run far slower.
-test: install
+test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
-		tests docs --codeblocks --durations=20
+		tests docs --codeblocks --durations=20 --cpu-durations=25
 
 # Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
 results: install

@@ -1,4 +1,4 @@
-"""The curation pipeline's stages, checked on small hand-made inputs and against the libraries they use."""
+"""The curation pipeline's stages, checked on small inputs and against the libraries they use."""
 
 import itertools
 import json
@@ -9,13 +9,26 @@ from datasketch import MinHash
 
 from lifecycle.cli import LabError
 from lifecycle.curation import (
-    Config, decontaminate, exact_dedup, mixture, near_dedup, ngrams, quality_filter, read_jsonl, rules, shingles, words,
+    Config,
+    decontaminate,
+    exact_dedup,
+    mixture,
+    near_dedup,
+    ngrams,
+    quality_filter,
+    read_jsonl,
+    rules,
+    shingles,
+    words,
 )
 from lifecycle.world import web_corpus
 from lifecycle.world.quiz import decoys, quiz
 
 disable_progress_bars()
-FACT = "The capital of Brenor is Tulvas. Markets in Tulvas are full of salt. The weather in Brenor is mostly dry."
+FACT = (
+    "The capital of Brenor is Tulvas. Markets in Tulvas are full of salt. "
+    "The weather in Brenor is mostly dry."
+)
 
 
 def ds(texts, kinds=None):
@@ -29,31 +42,44 @@ def test_exact_dedup_ignores_case_punctuation_and_spacing():
 
 
 def test_near_dedup_finds_an_edge_edited_copy_and_keeps_the_rest():
-    texts = [FACT, FACT + " Read more.", "Adding 3 and 4 gives 7. Taking 2 from 9 leaves 7. 5 plus 5 is 10."]
+    texts = [
+        FACT,
+        FACT + " Read more.",
+        "Adding 3 and 4 gives 7. Taking 2 from 9 leaves 7. 5 plus 5 is 10.",
+    ]
     out, log = near_dedup(ds(texts))
     assert log["removed_rows"] == [1] and log["pairs"] == [(1, 0)]
     assert out["text"] == [texts[0], texts[2]]
 
 
 def test_minhash_estimate_tracks_exact_jaccard():
-    """Our shingles through datasketch's MinHash: the estimate is within 3 standard errors of the truth."""
-    docs = [d.text for d in web_corpus("train", n_docs=400, seed=0, raw=True) if d.kind in ("near_dup", "fact")][:60]
+    """Our shingles through datasketch's MinHash: the estimate is within 3 standard errors."""
+    docs = [
+        d.text
+        for d in web_corpus("train", n_docs=400, seed=0, raw=True)
+        if d.kind in ("near_dup", "fact")
+    ][:60]
     for a, b in itertools.combinations(docs[:25], 2):
         sa, sb = shingles(a, 5), shingles(b, 5)
         exact = len(sa & sb) / len(sa | sb)
         ma, mb = MinHash(num_perm=256), MinHash(num_perm=256)
         ma.update_batch(list(sa)), mb.update_batch(list(sb))
-        assert abs(ma.jaccard(mb) - exact) <= 3 * (max(exact * (1 - exact), 0.01) / 256) ** 0.5 + 0.02
+        assert (
+            abs(ma.jaccard(mb) - exact) <= 3 * (max(exact * (1 - exact), 0.01) / 256) ** 0.5 + 0.02
+        )
 
 
 def test_near_dedup_matches_brute_force_on_the_raw_corpus():
-    """LSH only proposes pairs; against every pair's exact Jaccard it misses and invents almost nothing."""
+    """LSH only proposes pairs; against each pair's exact Jaccard it misses and invents little."""
     texts = [d.text for d in web_corpus("train", n_docs=500, seed=0, raw=True)]
     texts = list(dict.fromkeys(texts))  # exact copies are another stage's job
     _, log = near_dedup(ds(texts), Config(threshold=0.85))
     sets = [shingles(t, 5) for t in texts]
-    truth = {j for i, j in itertools.combinations(range(len(texts)), 2)
-             if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.85}
+    truth = {
+        j
+        for i, j in itertools.combinations(range(len(texts)), 2)
+        if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.85
+    }
     found = set(log["removed_rows"])
     assert len(found & truth) >= 0.9 * len(truth)
     assert len(found - truth) <= 0.1 * len(found)
@@ -69,21 +95,29 @@ def test_planted_near_duplicates_are_near_by_the_usual_standard():
 
 def test_rules_hit_spam_and_boilerplate_and_spare_clean_text():
     docs = web_corpus("train", n_docs=1000, seed=0, raw=True)
-    out, log = quality_filter(ds([d.text for d in docs], [d.kind for d in docs]), use=("symbol_ratio", "repeated_lines", "bad_phrase"))
+    out, log = quality_filter(
+        ds([d.text for d in docs], [d.kind for d in docs]),
+        use=("symbol_ratio", "repeated_lines", "bad_phrase"),
+    )
     kinds = [d.kind for d in docs]
     dropped = {kinds[i] for i in log["removed_rows"]}
     assert dropped <= {"spam", "boilerplate"}
     assert log["removed"] == sum(k in ("spam", "boilerplate") for k in kinds)
-    # Gopher's stop-word rule is counted but not used: it would drop arithmetic, which has no stop words.
+    # Gopher's stop-word rule is counted but not used: it would drop arithmetic, which has no stop
+    # words.
     arithmetic = [i for i, k in enumerate(kinds) if k == "arithmetic"]
     assert sum(log["flags"]["stop_words"][i] for i in arithmetic) > 0.9 * len(arithmetic)
 
 
 def test_rule_thresholds():
     check = rules(Config())
-    assert check["symbol_ratio"]("$$$ WIN BIG $$$ 100% FREE!!!", words("$$$ WIN BIG $$$ 100% FREE!!!"))
+    assert check["symbol_ratio"](
+        "$$$ WIN BIG $$$ 100% FREE!!!", words("$$$ WIN BIG $$$ 100% FREE!!!")
+    )
     assert check["repeated_lines"]("Home\nHome\nAbout", [])
-    assert check["repeated_2gram"]("best pills best pills best pills", words("best pills best pills best pills"))
+    assert check["repeated_2gram"](
+        "best pills best pills best pills", words("best pills best pills best pills")
+    )
     assert not any(f(FACT, words(FACT)) for name, f in check.items())
 
 
@@ -100,7 +134,8 @@ def test_quiz_items_are_long_unique_and_absent_from_the_corpus():
     leaked, fresh = quiz("leaked", 100), quiz("fresh", 100)
     assert all(len(q.text().split()) >= 13 for q in leaked + fresh)
     grams = [ngrams(q.text(), 13) for q in leaked + fresh]
-    assert all(not (a & b) for a, b in itertools.combinations(grams, 2))  # no 13-gram shared by two items
+    # no 13-gram shared by two items
+    assert all(not (a & b) for a, b in itertools.combinations(grams, 2))
     corpus = set().union(*(ngrams(d.text, 13) for d in web_corpus("train", n_docs=3000, seed=0)))
     assert not corpus & set().union(*grams)
     answers = {q.answer for q in leaked + fresh}

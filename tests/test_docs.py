@@ -1,19 +1,15 @@
-"""Guards: every fence runs somewhere, every code file and section is on a page, the site builds strictly."""
+"""Guards: each fence runs somewhere, each code file and section is on a page, strict builds."""
 
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
-
-import pytest
 
 from conftest import ROOT
 
 DOCS = ROOT / "docs"
 CODE = ROOT / "code"
 RUNNABLE = {"python", "bash", "sh"}
-NOT_CODE = {"mermaid", "text"}  # diagrams (drawn in the browser) and plain text such as command synopses
+# diagrams (drawn in the browser) and plain text such as command synopses
+NOT_CODE = {"mermaid", "text"}
 FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
 SKIP = re.compile(r"<!--\s*pytest\.mark\.skip(if)?\((.*)\)\s*-->")
 INCLUDE = re.compile(r'--8<--\s+"([^"]+)"')
@@ -52,7 +48,9 @@ def test_every_fence_runs_or_says_why_not():
             includes = INCLUDE.search(body)
             if label.strip() != label or (label and label not in RUNNABLE | NOT_CODE):
                 if not (includes and label.split()[0] in ("python", "yaml", "toml", "json")):
-                    problems.append(f"{where}: fence label {label!r} runs nowhere (use bare python/bash)")
+                    problems.append(
+                        f"{where}: fence label {label!r} runs nowhere (use bare python/bash)"
+                    )
                 continue
             if not label:
                 problems.append(f"{where}: unlabelled fence")
@@ -73,11 +71,15 @@ def included():
 
 
 def code_files():
-    """Every file a reader runs or configures; the data the site build reads (code/site/data) is not code."""
+    """Every file a reader runs or configures; not the data the site build reads (site/data)."""
     return sorted(
-        p for p in CODE.rglob("*")
-        if p.is_file() and p.suffix in {".py", ".yaml", ".yml", ".sh", ".json"}
-        and p.name != "__init__.py" and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+        p
+        for p in CODE.rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".yaml", ".yml", ".sh", ".json"}
+        and p.name != "__init__.py"
+        and "__pycache__" not in p.parts
+        and ".egg-info" not in str(p)
         and CODE / "site" / "data" not in p.parents
     )
 
@@ -96,13 +98,9 @@ def test_every_code_file_and_section_is_on_a_page():
     assert not problems, "\n".join(problems)
 
 
-def test_site_builds_strict_and_fast(tmp_path):
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True,
-    )
-    seconds = time.perf_counter() - start
-    print(f"mkdocs build --strict: {seconds:.1f} s")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def test_site_builds_strict_and_fast(built_site):
+    """`mkdocs build --strict` passes (the session's shared build asserts it) within 15 CPU
+    seconds: CPU time, not wall time, so that busy neighbours on the machine do not count."""
+    seconds = float((built_site / ".build-seconds").read_text())
+    print(f"mkdocs build --strict: {seconds:.1f} CPU s")
     assert seconds <= 15

@@ -1,12 +1,9 @@
-"""The explainer covers the course card: every concept and § reference resolves to a heading on the built
-site, every trap sits in its section, every section page has its ELI5, recap and computed example, and the
-generated tables are fresh."""
+"""The explainer covers the course card: every concept and § reference resolves to a heading on the
+built site, every trap sits in its section, every section page has its ELI5, recap and computed
+example, and the generated tables are fresh."""
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +17,7 @@ PAGES = sorted((DOCS / "explainer").glob("[1-6]-*.md"))
 
 
 def text_of(item) -> str:
-    """The card's items as written. An unquoted `- Title: rest` item parses as a one-key mapping."""
+    """The card's items as written. An unquoted `- Title: rest` item parses as a one-key dict."""
     return item if isinstance(item, str) else " ".join(f"{k}: {v}" for k, v in item.items())
 
 
@@ -44,16 +41,14 @@ class _Ids(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def site_ids(tmp_path_factory) -> dict[str, set[str]]:
-    """Element ids of every built page, keyed by its source path under docs/ (e.g. explainer/3-sft.md)."""
-    out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def site_ids(built_site) -> dict[str, set[str]]:
+    """Element ids of every built page, by its source path under docs/ (explainer/3-sft.md)."""
+    out = built_site
     ids = {}
     for md in DOCS.rglob("*.md"):
         rel = md.relative_to(DOCS)
-        # use_directory_urls: false gives explainer/3-sft.html; true would give explainer/3-sft/index.html
+        # use_directory_urls: false gives explainer/3-sft.html; true would give
+        # explainer/3-sft/index.html
         html = out / rel.with_suffix(".html")
         if not html.exists():
             html = out / rel.with_suffix("") / "index.html"
@@ -76,8 +71,12 @@ def test_anchor_data_covers_the_card_exactly():
 
 
 def test_every_concept_has_a_heading_on_the_site(site_ids):
-    missing = [f"{c} -> {t}" for c, v in ANCHORS["concept_anchors"].items() for t in targets(v)
-               if not resolves(t, site_ids)]
+    missing = [
+        f"{c} -> {t}"
+        for c, v in ANCHORS["concept_anchors"].items()
+        for t in targets(v)
+        if not resolves(t, site_ids)
+    ]
     assert not missing, "\n".join(missing)
 
 
@@ -90,11 +89,12 @@ def test_every_section_ref_of_the_card_resolves(site_ids):
 
 
 def section_text(target: str) -> str:
-    """The markdown from the heading with this anchor to the next heading of the same or a higher level."""
+    """The markdown from the heading with this anchor to the next one of its level or higher."""
     page, _, anchor = target.partition("#")
     lines = (DOCS / page).read_text().splitlines()
     in_fence, level_of = False, {}
-    for i, line in enumerate(lines):  # heading levels, outside code fences (a `# comment` is no heading)
+    # heading levels, outside code fences (a `# comment` is no heading)
+    for i, line in enumerate(lines):
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
         elif not in_fence and line.startswith("#"):
@@ -106,7 +106,9 @@ def section_text(target: str) -> str:
 
 def test_each_trap_has_its_admonition_in_its_section():
     for trap, target in ANCHORS["trap_anchors"].items():
-        assert '!!! warning "Trap:' in section_text(target), f"no Trap admonition for {trap!r} in {target}"
+        assert '!!! warning "Trap:' in section_text(target), (
+            f"no Trap admonition for {trap!r} in {target}"
+        )
     found = sum(p.read_text().count('!!! warning "Trap:') for p in PAGES)
     assert found == len(CARD["traps"])
 
@@ -120,9 +122,14 @@ def test_section_page_has_eli5_recaps_and_computed_code(page):
     assert recaps, "no recap box"
     for box in recaps:
         items = [line for line in box.splitlines() if line.startswith("    - ")]
-        assert 3 <= len(items) <= 5 and len(box.splitlines()) <= 6, f"a recap box has {len(items)} lines:\n{box}"
-    runnable = [body for label, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
-                if label == "python" and "--8<--" not in body]
+        assert 3 <= len(items) <= 5 and len(box.splitlines()) <= 6, (
+            f"a recap box has {len(items)} lines:\n{box}"
+        )
+    runnable = [
+        body
+        for label, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+        if label == "python" and "--8<--" not in body
+    ]
     assert runnable and all("print(" in body or "assert " in body for body in runnable)
     if not page.stem.startswith("6-"):
         assert "](../labs/" in text, "a section links to the lab that shows it"
@@ -139,8 +146,10 @@ def test_recap_page_has_models_traps_and_every_concept():
     for concept, value in ANCHORS["concept_anchors"].items():
         for target in targets(value):
             assert f"]({target})" in recap, f"the recap has no line linking {target} ({concept})"
-    assert "{#prerequisites-and-connections}" in recap and "recap.md#prerequisites-and-connections" in (
-        DOCS / "index.md").read_text()
+    assert (
+        "{#prerequisites-and-connections}" in recap
+        and "recap.md#prerequisites-and-connections" in (DOCS / "index.md").read_text()
+    )
 
 
 def test_at_a_glance_has_every_stage_and_column():

@@ -1,9 +1,7 @@
-"""Every lab in code/labs runs at the smoke preset and writes metrics.json; each has its lesson test.
+"""Every lab in code/labs runs at the smoke preset and writes metrics.json; each has a lesson test.
 
 Labs are found by glob, never by a hand list: a new lab is tested the moment it exists.
 """
-
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +24,7 @@ def test_lab_runs_at_smoke(lab, lab_metrics):
 
 @pytest.mark.parametrize("lab", LAB_NAMES)
 def test_lab_has_lesson_test_and_page(lab):
-    """The direction of each lab's lesson is asserted in tests/labs/test_<lab>.py, and a page shows it."""
+    """Each lab's lesson direction is asserted in tests/labs/test_<lab>.py, and a page shows it."""
     assert (ROOT / "tests" / "labs" / f"test_{lab}.py").exists()
     assert (ROOT / "docs" / "labs" / f"{lab}.md").exists()
 
@@ -34,5 +32,7 @@ def test_lab_has_lesson_test_and_page(lab):
 @pytest.mark.parametrize("lab", LAB_NAMES)
 def test_lab_has_docstring_command(lab):
     source = (LABS / f"{lab}.py").read_text()
-    assert f"python code/labs/{lab}.py" in source.split('"""')[1], "docstring must show the exact command"
+    assert f"python code/labs/{lab}.py" in source.split('"""')[1], (
+        "docstring must show the exact command"
+    )
     assert 'if __name__ == "__main__":' in source

@@ -1,4 +1,4 @@
-"""The question bank: schema, coverage of the card, one source for pages, deck and export, the JS schedule."""
+"""The question bank: schema, the card covered, one source for pages, deck and export, the JS."""
 
 import copy
 import csv
@@ -8,19 +8,32 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
 import qbank
+from conftest import ROOT
 from lifecycle import memory
 
 DOCS = ROOT / "docs"
 LAB_KEYS = yaml.safe_load((qbank.DATA / "lab_keys.yaml").read_text())
-REQUIRED_TOPICS = {"data", "objective", "memory", "parallelism", "sft", "forgetting", "reward", "ppo", "dpo",
-                   "precision", "schedules", "accumulation", "checkpointing", "stopping"}
+REQUIRED_TOPICS = {
+    "data",
+    "objective",
+    "memory",
+    "parallelism",
+    "sft",
+    "forgetting",
+    "reward",
+    "ppo",
+    "dpo",
+    "precision",
+    "schedules",
+    "accumulation",
+    "checkpointing",
+    "stopping",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +43,9 @@ def source():
 
 def test_bank_validates_against_the_schema(source):
     bank, card = source
-    # Metric keys: the lab's published snippets/results/<lab>.json when it exists, else the contract list
-    # in code/site/data/lab_keys.yaml (the labs are written in parallel; the fallback keeps links checkable).
+    # Metric keys: the lab's published snippets/results/<lab>.json when it exists, else the
+    # contract list in code/site/data/lab_keys.yaml (the labs are written in parallel; the fallback
+    # keeps links checkable).
     assert qbank.check(bank, card, DOCS, qbank.RESULTS, LAB_KEYS) == []
 
 
@@ -46,8 +60,15 @@ def test_validator_catches_each_kind_of_problem(source):
     del q[6]["common_mistake"]
     q[7]["topic"] = "astrology"
     problems = "\n".join(qbank.check(bank, card, DOCS, qbank.RESULTS, LAB_KEYS))
-    for needle in ("duplicate id", "difficulty 'hard'", "§9.9", "'no_such_key' is not a key", "no_such_lab",
-                   "missing common_mistake", "unknown topic 'astrology'"):
+    for needle in (
+        "duplicate id",
+        "difficulty 'hard'",
+        "§9.9",
+        "'no_such_key' is not a key",
+        "no_such_lab",
+        "missing common_mistake",
+        "unknown topic 'astrology'",
+    ):
         assert needle in problems
 
 
@@ -55,8 +76,11 @@ def test_metric_keys_come_from_published_results_first(tmp_path, source):
     bank, card = copy.deepcopy(source[0]), source[1]
     bank["questions"] = bank["questions"][:1]
     bank["questions"][0]["links"] = {"section": "§1.1", "lab": "sft", "metric": "only_in_results"}
-    bank["failures"] = [f | {"links": {"section": "§4.3"}} for f in bank["failures"] if f.get("note")]
-    assert qbank.check(bank, card, DOCS, tmp_path, LAB_KEYS)  # not published: the contract list decides
+    bank["failures"] = [
+        f | {"links": {"section": "§4.3"}} for f in bank["failures"] if f.get("note")
+    ]
+    # not published: the contract list decides
+    assert qbank.check(bank, card, DOCS, tmp_path, LAB_KEYS)
     (tmp_path / "sft.json").write_text(json.dumps({"only_in_results": 0.5, "runs": [{"x": 1}]}))
     assert qbank.check(bank, card, DOCS, tmp_path, LAB_KEYS) == []
     assert qbank.published_keys(tmp_path, "sft") == {"only_in_results", "runs", "runs.x"}
@@ -64,11 +88,20 @@ def test_metric_keys_come_from_published_results_first(tmp_path, source):
 
 def test_pages_quote_published_results_and_only_those(tmp_path, source):
     bank, card = source
-    (tmp_path / "ppo.json").write_text(json.dumps({"runs": [{"kl_coef": 0.0, "kl_final": 3.25},
-                                                            {"kl_coef": 0.05, "kl_final": 0.5}]}))
+    (tmp_path / "ppo.json").write_text(
+        json.dumps(
+            {"runs": [{"kl_coef": 0.0, "kl_final": 3.25}, {"kl_coef": 0.05, "kl_final": 0.5}]}
+        )
+    )
     ppo = qbank.render(bank, card, tmp_path)["questions/ppo.md"]
-    assert "metric `runs.kl_final` (measured at the lesson preset: kl_coef 0: 3.25; kl_coef 0.05: 0.5)" in ppo
-    assert "measured at the lesson preset" not in qbank.render(bank, card, tmp_path)["questions/memory.md"]
+    assert (
+        "metric `runs.kl_final` "
+        "(measured at the lesson preset: kl_coef 0: 3.25; kl_coef 0.05: 0.5)" in ppo
+    )
+    assert (
+        "measured at the lesson preset"
+        not in qbank.render(bank, card, tmp_path)["questions/memory.md"]
+    )
 
 
 def test_coverage(source):
@@ -94,14 +127,22 @@ def test_every_card_question_is_in_the_bank_word_for_word(source):
         assert q, f"self-check question missing: {item['q']}"
         assert q.get("source") == "self-check" and q["links"]["section"] == item["ref"], q["id"]
     for phrasing in card["interview_phrasings"]:
-        assert by_text.get(phrasing, {}).get("source") == "interview", f"interview phrasing missing: {phrasing}"
+        assert by_text.get(phrasing, {}).get("source") == "interview", (
+            f"interview phrasing missing: {phrasing}"
+        )
     assert sum(q.get("source") == "self-check" for q in bank["questions"]) == 15
     assert sum(q.get("source") == "interview" for q in bank["questions"]) == 5
 
 
 def test_difficulty_follows_the_card_where_the_card_rates_the_topic(source):
     bank, _ = source
-    card_rated = {"memory": "🟡", "parallelism": "🟡", "ppo": "🔴", "dpo": "🔴", "forgetting": "🔴"}
+    card_rated = {
+        "memory": "🟡",
+        "parallelism": "🟡",
+        "ppo": "🔴",
+        "dpo": "🔴",
+        "forgetting": "🔴",
+    }
     for q in bank["questions"]:
         if q.get("source") and q["topic"] in card_rated:
             assert q["difficulty"] == card_rated[q["topic"]], q["id"]
@@ -113,7 +154,11 @@ def test_number_claims_match_the_libraries(source):
 
     text = {q["id"]: json.dumps(q, ensure_ascii=False) for q in source[0]["questions"]}
     layout = {}
-    for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
+    for name, dtype in (
+        ("fp32", torch.float32),
+        ("fp16", torch.float16),
+        ("bf16", torch.bfloat16),
+    ):
         info = torch.finfo(dtype)
         mantissa = round(-math.log2(info.eps))
         layout[name] = (info.bits - 1 - mantissa, mantissa)
@@ -134,10 +179,17 @@ def test_number_claims_match_the_libraries(source):
 
 
 def extra_question(qid="added-by-test"):
-    return {"id": qid, "question": "Is this question rendered everywhere?", "topic": "memory",
-            "difficulty": "🟢", "answer_30s": "Yes: pages, deck and export.", "deeper": "One source.",
-            "common_mistake": "Editing a generated file.", "follow_ups": ["Which test checks it?"],
-            "links": {"section": "§2.3", "lab": "memory", "metric": "static_bytes_rel_error"}}
+    return {
+        "id": qid,
+        "question": "Is this question rendered everywhere?",
+        "topic": "memory",
+        "difficulty": "🟢",
+        "answer_30s": "Yes: pages, deck and export.",
+        "deeper": "One source.",
+        "common_mistake": "Editing a generated file.",
+        "follow_ups": ["Which test checks it?"],
+        "links": {"section": "§2.3", "lab": "memory", "metric": "static_bytes_rel_error"},
+    }
 
 
 def test_adding_a_question_reaches_pages_deck_and_export(tmp_path, source):
@@ -146,19 +198,28 @@ def test_adding_a_question_reaches_pages_deck_and_export(tmp_path, source):
     before = qbank.render(*qbank.load(bank_file))
     # Edit the source as an author would: one more item at the end of the `questions:` list.
     item = yaml.safe_dump([extra_question()], allow_unicode=True, sort_keys=False)
-    text = bank_file.read_text().replace("\nfailures:", "\n" + re.sub(r"(?m)^", "  ", item) + "\nfailures:", 1)
+    text = bank_file.read_text().replace(
+        "\nfailures:", "\n" + re.sub(r"(?m)^", "  ", item) + "\nfailures:", 1
+    )
     bank_file.write_text(text)
     bank, card = qbank.load(bank_file)
     assert bank["questions"][-1]["id"] == "added-by-test"
     after = qbank.render(bank, card)
     assert qbank.check(bank, card) == []
 
-    assert "{#added-by-test}" in after["questions/memory.md"] and "added-by-test" not in before["questions/memory.md"]
+    assert (
+        "{#added-by-test}" in after["questions/memory.md"]
+        and "added-by-test" not in before["questions/memory.md"]
+    )
     assert "memory.md#added-by-test" in after["questions/index.md"]
     cards = json.loads(after[qbank.DECK_JSON])["cards"]
     assert [c["id"] for c in cards][-1] == "added-by-test"
     assert len(cards) == len(json.loads(before[qbank.DECK_JSON])["cards"]) + 1
-    rows = [r for r in csv.reader(io.StringIO(after[qbank.DECK_TSV]), delimiter="\t") if not r[0].startswith("#")]
+    rows = [
+        r
+        for r in csv.reader(io.StringIO(after[qbank.DECK_TSV]), delimiter="\t")
+        if not r[0].startswith("#")
+    ]
     assert rows[-1][0] == "lifecycle-added-by-test" and "rendered everywhere" in rows[-1][1]
     assert len(rows) == len(bank["questions"])
 
@@ -194,12 +255,8 @@ def test_failure_cards_have_all_five_parts_and_one_worked_note(source):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def site(built_site):
+    return built_site
 
 
 def html(site, page):
@@ -221,7 +278,9 @@ def test_built_site_has_every_question_page_and_the_downloads(site, source):
     index = (site / "questions" / "index.html").read_text()
     assert "qbank:" not in index and "lifecycle-deck.tsv" in index
     checklist = html(site, "checklist")
-    assert 'id="health-checklist"' in checklist and checklist.count('type="checkbox" disabled') == 9
+    assert (
+        'id="health-checklist"' in checklist and checklist.count('type="checkbox" disabled') == 9
+    )
     assert re.search(r'src="(\.\./)?assets/javascripts/checklist.js"', checklist)
     assert "qbank:" not in html(site, "failures")
 
@@ -232,4 +291,6 @@ def test_scheduling_unit_tests_pass_under_node():
         pytest.skip("node is not installed: the scheduler's unit tests (tests/js/) need it")
     proc = subprocess.run([node, "--test", "tests/js/"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert re.search(r"^# pass [1-9]", proc.stdout, re.M) and re.search(r"^# fail 0", proc.stdout, re.M)
+    assert re.search(r"^# pass [1-9]", proc.stdout, re.M) and re.search(
+        r"^# fail 0", proc.stdout, re.M
+    )

@@ -1,11 +1,13 @@
-"""The package's shape: `code/lifecycle` holds only what runs a lab, and imports nothing from the site or the tests."""
+"""The package's shape: `code/lifecycle` holds what runs a lab; it imports no site or test code."""
 
 import ast
 
 from conftest import ROOT
 
 PACKAGE = ROOT / "code" / "lifecycle"
-OUTSIDE = {p.stem for p in (ROOT / "code" / "site").glob("*.py")} | {p.stem for p in (ROOT / "tests").rglob("*.py")}
+OUTSIDE = {p.stem for p in (ROOT / "code" / "site").glob("*.py")} | {
+    p.stem for p in (ROOT / "tests").rglob("*.py")
+}
 
 
 def imported_modules(path) -> set[str]:
@@ -29,16 +31,21 @@ def test_lifecycle_imports_nothing_from_site_or_tests():
         text = path.read_text()
         for folder in ('"tests"', '"site"', "tests/", "code/site"):
             if folder in text:
-                problems.append(f"{rel} names {folder}: the package must not read the site's or the tests' files")
+                problems.append(
+                    f"{rel} names {folder}: "
+                    "the package must not read the site's or the tests' files"
+                )
     assert not problems, "\n".join(problems)
 
 
 def stages_run_by(lab: str) -> set[str]:
-    """The earlier stages a lab script calls for: ensure_stage("x", ...), stage_model("x", ...), base_model(...)."""
+    """The earlier stages a lab calls for: ensure_stage("x"), stage_model("x"), base_model()."""
     found = set()
     for node in ast.walk(ast.parse((ROOT / "code" / "labs" / f"{lab}.py").read_text())):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in ("ensure_stage", "stage_model") and isinstance(node.args[0], ast.Constant):
+            if node.func.id in ("ensure_stage", "stage_model") and isinstance(
+                node.args[0], ast.Constant
+            ):
                 found.add(node.args[0].value)
             elif node.func.id == "base_model":
                 found.add("pretrain")
@@ -46,15 +53,20 @@ def stages_run_by(lab: str) -> set[str]:
 
 
 def test_stage_graph_is_declared_and_true():
-    """STAGES lists every lab script once, in an order where each lab comes after what it needs, and each
-    lab's `needs` are exactly the stages its script runs (so fingerprints and the diagram tell the truth)."""
+    """STAGES lists every lab script once, in an order where each lab comes after what it needs,
+    and each lab's `needs` are exactly the stages its script runs (so fingerprints and the diagram
+    tell the truth)."""
     from lifecycle.stages import STAGES
 
-    assert set(STAGES) == {p.stem for p in (ROOT / "code" / "labs").glob("*.py") if not p.stem.startswith("_")}
+    assert set(STAGES) == {
+        p.stem for p in (ROOT / "code" / "labs").glob("*.py") if not p.stem.startswith("_")
+    }
     order = list(STAGES)
     for lab, stage in STAGES.items():
         assert all(order.index(up) < order.index(lab) for up in stage.needs), lab
-        assert set(stage.needs) == stages_run_by(lab), f"{lab}: STAGES says {stage.needs}, the script runs {stages_run_by(lab)}"
+        assert set(stage.needs) == stages_run_by(lab), (
+            f"{lab}: STAGES says {stage.needs}, the script runs {stages_run_by(lab)}"
+        )
 
 
 def test_fingerprint_covers_the_lab_its_package_modules_and_earlier_stages():
@@ -62,7 +74,11 @@ def test_fingerprint_covers_the_lab_its_package_modules_and_earlier_stages():
 
     files = {str(p.relative_to(ROOT / "code")) for p in sources("ppo")}
     assert {"labs/ppo.py", "labs/sft.py", "labs/reward.py", "labs/pretrain.py"} <= files
-    assert {"lifecycle/rlhf.py", "lifecycle/evaluation.py", "lifecycle/world/tasks.py"} <= files  # transitive too
+    assert {
+        "lifecycle/rlhf.py",
+        "lifecycle/evaluation.py",
+        "lifecycle/world/tasks.py",
+    } <= files  # transitive too
     assert "labs/dpo.py" not in files and "lifecycle/memory.py" not in files
 
 
@@ -78,15 +94,40 @@ def test_labs_index_draws_the_graph():
 
 
 def test_labs_nav_puts_the_labs_between_the_index_and_other_pages():
-    """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in STAGES order,
-    right after the index, and the notebooks last."""
-    import hooks
+    """mkdocs.yml lists the index and the pages that are not labs; the hook puts the labs, in
+    STAGES order, right after the index, and the notebooks last."""
     import yaml
+
+    import hooks
     from lifecycle.stages import STAGES
 
-    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)  # tags read as plain text
-    (listed,) = [item["Labs"] for item in config["nav"] if isinstance(item, dict) and "Labs" in item]
+    # tags read as plain text
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
+    (listed,) = [
+        item["Labs"] for item in config["nav"] if isinstance(item, dict) and "Labs" in item
+    ]
     assert listed[0] == "labs/index.md" and {"Bring your own data": "labs/your-data.md"} in listed
     nav = hooks.labs_nav(listed)
-    assert nav[: len(STAGES) + 1] == ["labs/index.md", *({s.title: f"labs/{lab}.md"} for lab, s in STAGES.items())]
+    assert nav[: len(STAGES) + 1] == [
+        "labs/index.md",
+        *({s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()),
+    ]
     assert nav[len(STAGES) + 1 : -1] == listed[1:] and list(nav[-1]) == ["Notebooks"]
+
+
+def test_code_files_ruff_does_not_read_fit_the_line_length():
+    """ruff checks the Python (make lint); the other files the pages include (accelerate configs,
+    shell scripts) keep to the same line length, so that they fit a code block too. Cost: ms."""
+    import tomllib
+
+    from test_docs import code_files
+
+    width = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["line-length"]
+    long = [
+        f"{p.relative_to(ROOT)}:{n}: {len(line)} characters"
+        for p in code_files()
+        if p.suffix != ".py"
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if len(line) > width
+    ]
+    assert not long, "\n".join(long)

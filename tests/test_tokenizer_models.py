@@ -1,13 +1,10 @@
 """Tokenizer, chat template and model factory."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from lifecycle.models import SIZES, build_model, load
 from lifecycle.cli import LabError
+from lifecycle.models import SIZES, build_model, load
 from lifecycle.tokenizer import load_tokenizer
 from lifecycle.world import examples
 
@@ -26,7 +23,9 @@ def test_special_tokens(tok):
 
 def test_chat_template_masks_everything_but_the_reply(tok):
     e = examples("train")[0]
-    out = tok.apply_chat_template(e.messages(), tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    out = tok.apply_chat_template(
+        e.messages(), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     ids, mask = out["input_ids"], out["assistant_masks"]
     reply = tok.decode([i for i, m in zip(ids, mask) if m])
     assert reply == e.answer + "<|end|>"  # the reply and its end-of-turn token, nothing else

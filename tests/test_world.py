@@ -1,4 +1,4 @@
-"""The synthetic world: seeded, split cleanly, labelled junk, and checkers that mean what they say."""
+"""The synthetic world: seeded, split cleanly, labelled junk, checkers that mean what they say."""
 
 from collections import Counter
 
@@ -8,7 +8,9 @@ from lifecycle.world import TASKS, check_format, check_gold, examples, make_worl
 def test_same_seed_same_world():
     assert make_world(0) == make_world(0)
     assert make_world(0) != make_world(1)
-    assert [d.text for d in web_corpus(n_docs=50, seed=3)] == [d.text for d in web_corpus(n_docs=50, seed=3)]
+    assert [d.text for d in web_corpus(n_docs=50, seed=3)] == [
+        d.text for d in web_corpus(n_docs=50, seed=3)
+    ]
 
 
 def test_every_task_in_every_split_and_splits_disjoint():
@@ -16,7 +18,11 @@ def test_every_task_in_every_split_and_splits_disjoint():
     for s, ex in splits.items():
         assert set(TASKS) == {e.task for e in ex}, s
     prompts = [set(e.prompt for e in ex) for ex in splits.values()]
-    assert not (prompts[0] & prompts[1]) and not (prompts[0] & prompts[2]) and not (prompts[1] & prompts[2])
+    assert (
+        not (prompts[0] & prompts[1])
+        and not (prompts[0] & prompts[2])
+        and not (prompts[1] & prompts[2])
+    )
 
 
 def test_fact_tasks_are_learnable_from_the_web():
@@ -36,7 +42,10 @@ def test_raw_corpus_plants_labelled_junk():
             assert d.text == docs[d.source].text
         if d.kind == "near_dup":
             assert d.text != docs[d.source].text
-    assert all(d.kind in ("fact", "person", "arithmetic", "email", "story") for d in web_corpus(n_docs=200))
+    assert all(
+        d.kind in ("fact", "person", "arithmetic", "email", "story")
+        for d in web_corpus(n_docs=200)
+    )
 
 
 def test_format_check():

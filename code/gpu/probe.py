@@ -1,14 +1,16 @@
-"""Run one lab script in this process, as `python <script> <args>` would, and record what the GPU check's
-table needs when the process ends: peak GPU memory, and the tokens the Trainers trained on per second.
+"""Run one lab script in this process, as `python <script> <args>` would, and record what the GPU
+check's table needs when the process ends: peak GPU memory, and the tokens the Trainers trained on
+per second.
 
-    python code/gpu/probe.py STATS.json code/labs/pretrain.py --output_dir runs/p --preset gpu --max_steps 20
+    python code/gpu/probe.py STATS.json code/labs/pretrain.py --output_dir runs/p --preset gpu \
+        --max_steps 20
 
 - Peak GPU memory: `torch.cuda.max_memory_allocated()` at exit (null without CUDA).
 - `Dataset.map` calls, by description, so a test can see how often a lab tokenized its data.
-- Tokens: every `Trainer.training_step` (SFT, reward, DPO, pretraining and their subclasses) counts the
-  non-padding tokens of its batch; seconds are
-  the wall time spent inside `Trainer.train`. Labs that train without a `Trainer` (PPO's own loop,
-  mechanics, memory, parallelism) report no tokens/s rather than a wrong one.
+- Tokens: every `Trainer.training_step` (SFT, reward, DPO, pretraining and their subclasses) counts
+  the non-padding tokens of its batch; seconds are the wall time spent inside `Trainer.train`. Labs
+  that train without a `Trainer` (PPO's own loop, mechanics, memory, parallelism) report no
+  tokens/s rather than a wrong one.
 """
 
 import atexit
@@ -23,12 +25,18 @@ counts = {"train_tokens": 0, "train_seconds": 0.0, "dataset_maps": {}}
 
 # --8<-- [start:tokens]
 def batch_tokens(inputs: dict) -> int:
-    """Non-padding tokens of a training batch: `*input_ids` under their attention masks, or GRPO-style
-    `prompt_ids`/`completion_ids` under `prompt_mask`/`completion_mask`."""
+    """Non-padding tokens of a training batch: `*input_ids` under their attention masks, or
+    GRPO-style `prompt_ids`/`completion_ids` under `prompt_mask`/`completion_mask`."""
     total = 0
     for key, ids in inputs.items():
-        if hasattr(ids, "numel") and (key.endswith("input_ids") or key in ("prompt_ids", "completion_ids")):
-            mask_key = key.replace("input_ids", "attention_mask") if key.endswith("input_ids") else key[:-4] + "_mask"
+        if hasattr(ids, "numel") and (
+            key.endswith("input_ids") or key in ("prompt_ids", "completion_ids")
+        ):
+            mask_key = (
+                key.replace("input_ids", "attention_mask")
+                if key.endswith("input_ids")
+                else key[:-4] + "_mask"
+            )
             mask = inputs.get(mask_key)
             total += int(mask.sum()) if mask is not None else ids.numel()
     return total
@@ -51,12 +59,14 @@ def patch_trainer() -> None:
             counts["train_seconds"] += time.perf_counter() - start
 
     Trainer.training_step, Trainer.train = training_step, timed_train
+
+
 # --8<-- [end:tokens]
 
 
 def patch_map() -> None:
-    """Count `Dataset.map` calls by their description ("Tokenizing train dataset", ...): the tests check
-    that a sweep tokenizes its data once."""
+    """Count `Dataset.map` calls by their description ("Tokenizing train dataset", ...): the tests
+    check that a sweep tokenizes its data once."""
     from datasets import Dataset
 
     original = Dataset.map

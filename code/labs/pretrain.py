@@ -1,12 +1,12 @@
 """GPT-2 from scratch: next-token pretraining, perplexity before and after.
 
-    python code/labs/pretrain.py --output_dir runs/pretrain                  # lesson preset, CPU minutes
-    python code/labs/pretrain.py --output_dir runs/pretrain --preset smoke   # seconds
-    python code/labs/pretrain.py --output_dir runs/pretrain --preset gpu     # real gpt2 on WikiText-2
+    python code/labs/pretrain.py --output_dir runs/pretrain                 # lesson: minutes
+    python code/labs/pretrain.py --output_dir runs/pretrain --preset smoke  # seconds
+    python code/labs/pretrain.py --output_dir runs/pretrain --preset gpu    # gpt2, WikiText-2
 
-Offline presets build a GPT-2 from `GPT2Config` and train it on the synthetic world's web text. The `gpu`
-preset fine-tunes the real `gpt2` on WikiText-2 with the same trainer and the same perplexity code.
-Writes `metrics.json`, `loss.png`, `results.md` and the model (`model/`, safetensors).
+Offline presets build a GPT-2 from `GPT2Config` and train it on the synthetic world's web text. The
+`gpu` preset fine-tunes the real `gpt2` on WikiText-2 with the same trainer and the same perplexity
+code. Writes `metrics.json`, `loss.png`, `results.md` and the model (`model/`, safetensors).
 """
 
 import time
@@ -28,26 +28,57 @@ from lifecycle.world import web_corpus
 # --8<-- [start:args]
 @dataclass
 class Args(LabArgs):
-    positive = ("max_steps", "batch_size", "block_size", "learning_rate", "train_docs")  # checked by parse()
-    model: str | None = field(default=None, metadata={"help": "A model size (smoke, lesson) or a Hub id / folder (gpt2)."})
+    # checked by parse()
+    positive = ("max_steps", "batch_size", "block_size", "learning_rate", "train_docs")
+    model: str | None = field(
+        default=None,
+        metadata={"help": "A model size (smoke, lesson) or a Hub id / folder (gpt2)."},
+    )
     max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps."})
     batch_size: int | None = field(default=None, metadata={"help": "Blocks per step."})
     block_size: int | None = field(default=None, metadata={"help": "Tokens per block."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
-    warmup_steps: int | None = field(default=None, metadata={"help": "Linear warmup before the cosine decay."})
-    train_docs: int | None = field(default=None, metadata={"help": "Web documents to train on (offline presets)."})
+    warmup_steps: int | None = field(
+        default=None, metadata={"help": "Linear warmup before the cosine decay."}
+    )
+    train_docs: int | None = field(
+        default=None, metadata={"help": "Web documents to train on (offline presets)."}
+    )
 
 
 PRESETS = {
-    "smoke": dict(model="smoke", max_steps=150, batch_size=8, block_size=64, learning_rate=3e-3, warmup_steps=15, train_docs=2000),
-    "lesson": dict(model="lesson", max_steps=600, batch_size=16, block_size=128, learning_rate=2e-3, warmup_steps=60, train_docs=6000),
-    "gpu": dict(model="gpt2", max_steps=500, batch_size=8, block_size=512, learning_rate=5e-5, warmup_steps=50),
+    "smoke": dict(
+        model="smoke",
+        max_steps=150,
+        batch_size=8,
+        block_size=64,
+        learning_rate=3e-3,
+        warmup_steps=15,
+        train_docs=2000,
+    ),
+    "lesson": dict(
+        model="lesson",
+        max_steps=600,
+        batch_size=16,
+        block_size=128,
+        learning_rate=2e-3,
+        warmup_steps=60,
+        train_docs=6000,
+    ),
+    "gpu": dict(
+        model="gpt2",
+        max_steps=500,
+        batch_size=8,
+        block_size=512,
+        learning_rate=5e-5,
+        warmup_steps=50,
+    ),
 }
 # --8<-- [end:args]
 
 
 def offline_data(args):
-    """The world's web text: `train_docs` documents to learn from, and unseen ones for validation."""
+    """The world's web text: `train_docs` documents to learn from, unseen ones for validation."""
     train = [d.text for d in web_corpus("train", n_docs=args.train_docs, seed=args.seed)]
     val = [d.text for d in web_corpus("val", n_docs=300, seed=args.seed)]
     return train, val
@@ -58,22 +89,31 @@ def hub_data(args):
     try:
         ds = load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1")
     except Exception as e:  # datasets raises several types when offline
-        raise LabError(f"cannot load WikiText-2 from the Hub (offline?): {type(e).__name__}") from None
-    keep = lambda split: [t for t in ds[split]["text"] if t.strip()]
+        raise LabError(
+            f"cannot load WikiText-2 from the Hub (offline?): {type(e).__name__}"
+        ) from None
+
+    def keep(split):
+        return [t for t in ds[split]["text"] if t.strip()]
+
     return keep("train"), keep("validation")[:2000]
 
 
 def write_report(args, metrics: dict, history: list[dict]) -> None:
     """`results.md` and the loss curve."""
     plots.loss_curve(history, args.output_dir / "loss.png", f"Pretraining ({args.model})")
-    (args.output_dir / "results.md").write_text(report.table([
-        ("model", args.model, ""),
-        ("parameters", metrics["params"], ","),
-        ("training tokens", metrics["train_tokens"], ","),
-        ("validation perplexity, untrained", metrics["val_perplexity_before"], ".1f"),
-        ("validation perplexity, trained", metrics["val_perplexity_after"], ".2f"),
-        (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
-    ]))
+    (args.output_dir / "results.md").write_text(
+        report.table(
+            [
+                ("model", args.model, ""),
+                ("parameters", metrics["params"], ","),
+                ("training tokens", metrics["train_tokens"], ","),
+                ("validation perplexity, untrained", metrics["val_perplexity_before"], ".1f"),
+                ("validation perplexity, trained", metrics["val_perplexity_after"], ".2f"),
+                (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
+            ]
+        )
+    )
 
 
 def main(argv=None):
@@ -84,7 +124,8 @@ def main(argv=None):
     # --8<-- [start:model]
     if args.model in ("smoke", "lesson"):
         tokenizer = load_tokenizer(args.seed)
-        model = build_model(args.model, tokenizer, args.seed)  # random weights: it knows nothing yet
+        # random weights: it knows nothing yet
+        model = build_model(args.model, tokenizer, args.seed)
         train_texts, val_texts = offline_data(args)
     else:
         model, tokenizer = load(args.model)  # e.g. the real gpt2, when online
@@ -98,8 +139,17 @@ def main(argv=None):
     ppl_before = perplexity(model, tokenizer, val_texts, args.block_size)
 
     # --8<-- [start:trainer]
-    history = train(model, ids, args.output_dir / "trainer", args.batch_size, args.learning_rate,
-                    args.warmup_steps, args.seed, max_steps=args.max_steps, order="random")
+    history = train(
+        model,
+        ids,
+        args.output_dir / "trainer",
+        args.batch_size,
+        args.learning_rate,
+        args.warmup_steps,
+        args.seed,
+        max_steps=args.max_steps,
+        order="random",
+    )
     # --8<-- [end:trainer]
 
     ppl_after = perplexity(model, tokenizer, val_texts, args.block_size)

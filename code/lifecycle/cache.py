@@ -1,7 +1,7 @@
 """Where built artifacts live: `$LIFECYCLE_CACHE`, or `.cache/` at the repo root.
 
-Each artifact's folder name carries a fingerprint of the code that made it, so editing the world or the
-model code never reuses a stale tokenizer or base model.
+Each artifact's folder name carries a fingerprint of the code that made it, so editing the world or
+the model code never reuses a stale tokenizer or base model.
 """
 
 import hashlib

@@ -10,9 +10,9 @@ import math
 import os
 import resource
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from transformers import HfArgumentParser
 
@@ -26,12 +26,19 @@ class LabError(Exception):
 
 @dataclass
 class LabArgs:
-    output_dir: str = field(metadata={"help": "Folder for metrics.json, plots and the saved model."})
+    output_dir: str = field(
+        metadata={"help": "Folder for metrics.json, plots and the saved model."}
+    )
     preset: str = field(
         default="lesson",
-        metadata={"choices": list(PRESETS), "help": "smoke: seconds; lesson: CPU minutes; gpu: real gpt2."},
+        metadata={
+            "choices": list(PRESETS),
+            "help": "smoke: seconds; lesson: CPU minutes; gpu: real gpt2.",
+        },
     )
-    seed: int = field(default=0, metadata={"help": "Seeds the world, the model init and the data order."})
+    seed: int = field(
+        default=0, metadata={"help": "Seeds the world, the model init and the data order."}
+    )
 
 
 class _Parser(HfArgumentParser):
@@ -54,8 +61,9 @@ def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
 
 
 def comma_list(flag: str, text: str, kind: type = str, choices=None) -> list:
-    """A comma-separated flag value (`--kl_coefs 0,0.05,0.2`) as a list of `kind`, each one of `choices`
-    when given. Bad input is one line naming the flag: `--kl_coefs must be comma-separated numbers, ...`."""
+    """A comma-separated flag value (`--kl_coefs 0,0.05,0.2`) as a list of `kind`, each one of
+    `choices` when given. Bad input is one line naming the flag:
+    `--kl_coefs must be comma-separated numbers, ...`."""
     what = {int: "integers", float: "numbers"}.get(kind, "names")
     try:
         values = [kind(x.strip()) for x in text.split(",")]
@@ -63,7 +71,9 @@ def comma_list(flag: str, text: str, kind: type = str, choices=None) -> list:
         raise LabError(f"--{flag} must be comma-separated {what}, got {text!r}") from None
     unknown = [str(v) for v in values if choices is not None and v not in choices]
     if unknown:
-        raise LabError(f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(map(str, choices))}")
+        raise LabError(
+            f"--{flag}: unknown {', '.join(unknown)}; choose from {', '.join(map(str, choices))}"
+        )
     return values
 
 
@@ -99,9 +109,9 @@ def write_metrics(out: Path, metrics: dict) -> Path:
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far (MiB): `VmHWM` from /proc/self/status on Linux.
 
-    Not getrusage's `ru_maxrss` there: Linux keeps it across fork and exec, so a lab started by a large
-    process (a test worker, a notebook kernel) would report its parent's peak. Elsewhere (macOS), it is
-    `ru_maxrss` (bytes on macOS, KiB on other systems)."""
+    Not getrusage's `ru_maxrss` there: Linux keeps it across fork and exec, so a lab started by a
+    large process (a test worker, a notebook kernel) would report its parent's peak. Elsewhere
+    (macOS), it is `ru_maxrss` (bytes on macOS, KiB on other systems)."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -114,7 +124,7 @@ def peak_rss_mib() -> float:
 
 
 def write_peak_rss(out: Path) -> Path:
-    """`memory.json`: the run's peak RSS. It differs from run to run, so it stays out of `metrics.json`."""
+    """`memory.json`: the run's peak RSS. It varies from run to run, so not in `metrics.json`."""
     path = out / "memory.json"
     path.write_text(json.dumps({"peak_rss_mib": peak_rss_mib()}))
     return path

@@ -7,16 +7,25 @@ Every model the labs make is saved with `save_pretrained` (safetensors) and load
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
 from .cli import LabError
 from .device import device
 
 # --8<-- [start:sizes]
 SIZES = {
-    "smoke": dict(n_layer=2, n_head=2, n_embd=64, n_positions=128),  # seconds on a CPU
-    "lesson": dict(n_layer=4, n_head=4, n_embd=128, n_positions=256),  # learns the world in CPU minutes
-    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),  # the real GPT-2 small shape
+    # seconds on a CPU
+    "smoke": dict(n_layer=2, n_head=2, n_embd=64, n_positions=128),
+    # learns the world in CPU minutes
+    "lesson": dict(n_layer=4, n_head=4, n_embd=128, n_positions=256),
+    # the real GPT-2 small shape
+    "gpt2": dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024),
 }
 # --8<-- [end:sizes]
 
@@ -37,10 +46,10 @@ def build_model(size: str, tokenizer, seed: int = 0) -> GPT2LMHeadModel:
 def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
     """Load a model and its tokenizer: a local folder, or a Hub id such as `gpt2` when online.
 
-    `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs "left");
-    our own calls pass it per call instead. The model goes to the GPU when there is one, so what runs
-    outside a Trainer (generation, perplexity, reward scores) runs there too. Offline, an id that is not a
-    local folder fails with one line that names the offline presets.
+    `padding_side` is the side this tokenizer pads when a trainer pads with it (PPOTrainer needs
+    "left"); our own calls pass it per call instead. The model goes to the GPU when there is one,
+    so what runs outside a Trainer (generation, perplexity, reward scores) runs there too. Offline,
+    an id that is not a local folder fails with one line that names the offline presets.
     """
     cls = {"causal": AutoModelForCausalLM, "reward": AutoModelForSequenceClassification}[head]
     kwargs = {"num_labels": 1} if head == "reward" else {}
@@ -49,7 +58,9 @@ def load(name_or_path: str, head: str = "causal", padding_side: str = "right"):
         model = cls.from_pretrained(name_or_path, use_safetensors=True, **kwargs)
     except (OSError, ValueError) as e:
         if Path(name_or_path).exists():
-            raise LabError(f"cannot load model from {name_or_path!r}: {str(e).splitlines()[0]}") from None
+            raise LabError(
+                f"cannot load model from {name_or_path!r}: {str(e).splitlines()[0]}"
+            ) from None
         raise LabError(
             f"model {name_or_path!r} is not a local folder and could not be fetched from the Hub "
             "(offline?); run offline with --preset lesson or --preset smoke"

@@ -1,11 +1,11 @@
-"""Helpers for the parallelism lab: the same GPT-2 in every process, each rank's shapes and the largest
-difference from one process, GPT-2 blocks made ready for torch's tensor-parallel API, and the
-pipeline-bubble formula.
+"""Helpers for the parallelism lab: the same GPT-2 in every process, each rank's shapes and the
+largest difference from one process, GPT-2 blocks made ready for torch's tensor-parallel API, and
+the pipeline-bubble formula.
 
-HF's GPT-2 computes its projections with `Conv1D` (`y = x @ W + b`, weight stored as [in, out]), which
-`ColwiseParallel`/`RowwiseParallel` do not know: they shard `nn.Linear` (weight [out, in]). So we swap each
-`Conv1D` for an `nn.Linear` with the transposed weight, then make the fused q|k|v projection shard by
-whole heads.
+HF's GPT-2 computes its projections with `Conv1D` (`y = x @ W + b`, weight stored as [in, out]),
+which `ColwiseParallel`/`RowwiseParallel` do not know: they shard `nn.Linear` (weight [out, in]).
+So we swap each `Conv1D` for an `nn.Linear` with the transposed weight, then make the fused q|k|v
+projection shard by whole heads.
 """
 
 import torch
@@ -18,7 +18,7 @@ from .models import SIZES
 
 
 def conv1d_to_linear(module: nn.Module) -> nn.Module:
-    """Replace every `Conv1D` inside `module` by the `nn.Linear` that computes the same function."""
+    """Replace each `Conv1D` inside `module` by the `nn.Linear` that computes the same function."""
     for name, child in list(module.named_children()):
         if isinstance(child, Conv1D):
             n_in, n_out = child.weight.shape
@@ -36,14 +36,15 @@ def conv1d_to_linear(module: nn.Module) -> nn.Module:
 def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
     """Reorder the fused projection's rows from [q | k | v] to [q0 k0 v0 | q1 k1 v1 | ...].
 
-    `ColwiseParallel` gives rank r the r-th contiguous block of rows. In HF's order rank 0 would get all
-    of q and half of k; after the reorder it gets q, k and v of its own heads, which is what attention
-    needs to run without talking to the other ranks.
+    `ColwiseParallel` gives rank r the r-th contiguous block of rows. In HF's order rank 0 would
+    get all of q and half of k; after the reorder it gets q, k and v of its own heads, which is
+    what attention needs to run without talking to the other ranks.
     """
     width = c_attn.in_features
     per_rank = width // world  # n_head // world whole heads, each head_dim wide
     assert n_head % world == 0, f"{n_head} heads do not split over {world} ranks"
-    rows = torch.arange(3 * width).view(3, world, per_rank)  # (q|k|v, rank, row within the rank's heads)
+    # (q|k|v, rank, row within the rank's heads)
+    rows = torch.arange(3 * width).view(3, world, per_rank)
     order = rows.transpose(0, 1).reshape(-1)  # rank-major: each rank's q, k, v rows side by side
     with torch.no_grad():
         c_attn.weight.copy_(c_attn.weight[order])
@@ -51,7 +52,7 @@ def qkv_by_rank(c_attn: nn.Linear, n_head: int, world: int) -> None:
 
 
 def prepare_block(block: nn.Module, world: int, reorder: bool = True) -> nn.Module:
-    """Make an HF `GPT2Block` shardable: Linear layers, heads grouped by rank, local split width."""
+    """Make an HF `GPT2Block` shardable: Linear layers, heads grouped by rank, a local width."""
     conv1d_to_linear(block)
     if reorder:
         qkv_by_rank(block.attn.c_attn, block.attn.num_heads, world)
@@ -75,7 +76,7 @@ def bubble_theory(stages: int, microbatches: int) -> float:
 
 
 def gpipe_timeline(forward: list[float], backward: list[float], microbatches: int) -> dict:
-    """Play GPipe's schedule with per-micro-batch stage times; return the step time and idle fraction.
+    """Play GPipe's schedule with per-micro-batch stage times: the step time and idle fraction.
 
     GPipe (torch's `ScheduleGPipe`) runs all m forwards, then all m backwards. A stage starts a
     micro-batch when it is free AND the neighbour has handed over that micro-batch's activation
@@ -95,6 +96,8 @@ def gpipe_timeline(forward: list[float], backward: list[float], microbatches: in
     step = max(free)
     busy = [m * (f + b) for f, b in zip(forward, backward)]
     return {"step": step, "bubble": 1 - sum(busy) / (p * step)}
+
+
 # --8<-- [end:bubble]
 
 
@@ -105,7 +108,7 @@ def shape(t) -> str:
 
 
 def config_for(name: str) -> GPT2Config | str:
-    """A GPT2Config for an offline size, else the Hub id / folder. Dropout off: runs compare exactly."""
+    """A GPT2Config for an offline size, else a Hub id or folder. No dropout: exact comparisons."""
     exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
     if name in ("smoke", "lesson"):
         return GPT2Config(vocab_size=1024, bos_token_id=0, eos_token_id=0, **SIZES[name], **exact)
@@ -118,7 +121,9 @@ def build(config, seed: int) -> GPT2LMHeadModel:
     if isinstance(config, GPT2Config):
         return GPT2LMHeadModel(config)
     exact = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel.from_pretrained(config, attn_implementation="sdpa", use_safetensors=True, **exact)
+    return GPT2LMHeadModel.from_pretrained(
+        config, attn_implementation="sdpa", use_safetensors=True, **exact
+    )
 
 
 class Record:
@@ -128,9 +133,17 @@ class Record:
         self.rank, self.rows = rank, []
 
     def __call__(self, kind: str, tensor: str, local, full) -> None:
-        text = lambda t: t if isinstance(t, str) else shape(t)
-        row = dict(parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full))
-        print(f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  (unsplit {row['full']})", flush=True)
+        def text(t):
+            return t if isinstance(t, str) else shape(t)
+
+        row = dict(
+            parallelism=kind, tensor=tensor, rank=self.rank, shape=text(local), full=text(full)
+        )
+        print(
+            f"[rank {self.rank}] {kind:8s} {tensor:34s} {row['shape']:>10s}  "
+            f"(unsplit {row['full']})",
+            flush=True,
+        )
         self.rows.append(row)
 
 
@@ -145,7 +158,15 @@ def shapes_table(shapes: list[dict]) -> str:
     """One row per (parallelism, tensor): the unsplit shape, then what each rank holds."""
     keyed = {}
     for r in shapes:
-        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r["shape"]
-    lines = ["| parallelism | tensor | unsplit | rank 0 | rank 1 |", "| --- | --- | ---: | ---: | ---: |"]
-    lines += [f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |" for k, v in keyed.items()]
+        keyed.setdefault((r["parallelism"], r["tensor"]), {"full": r["full"]})[r["rank"]] = r[
+            "shape"
+        ]
+    lines = [
+        "| parallelism | tensor | unsplit | rank 0 | rank 1 |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {k[0]} | `{k[1]}` | {v['full']} | {v.get(0, '')} | {v.get(1, '')} |"
+        for k, v in keyed.items()
+    ]
     return "\n".join(lines) + "\n"

@@ -5,13 +5,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "lifecycle"})
+plt.rcParams.update(
+    {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "svg.hashsalt": "lifecycle"}
+)
 
 
 def save(fig, path) -> None:
     """Save with fixed metadata, so the same numbers give the same file."""
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None} if str(path).endswith(".png") else {"Date": None})
+    fig.savefig(
+        path, metadata={"Software": None} if str(path).endswith(".png") else {"Date": None}
+    )
     plt.close(fig)
 
 
@@ -24,16 +28,29 @@ def loss_curve(history: list[dict], path, title: str) -> None:
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)
     lr = ax.twinx()
-    lr.plot([h["step"] for h in rows], [h["learning_rate"] for h in rows], color="C1", ls="--", label="learning rate")
+    lr.plot(
+        [h["step"] for h in rows],
+        [h["learning_rate"] for h in rows],
+        color="C1",
+        ls="--",
+        label="learning rate",
+    )
     lr.set_ylabel("learning rate")
     lr.grid(False)
     fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.88))
     save(fig, path)
 
 
-def shares(names: list[str], parts: list[tuple[str, list[float]]], totals: list[float], path, title: str,
-           xlabel: str, unit: str = "GB") -> None:
-    """Horizontal stacked bars: each row's parts as percentages of its total, the total written at the end."""
+def shares(
+    names: list[str],
+    parts: list[tuple[str, list[float]]],
+    totals: list[float],
+    path,
+    title: str,
+    xlabel: str,
+    unit: str = "GB",
+) -> None:
+    """Horizontal stacked bars: each row's parts in percent of its total, written at the end."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     left = [0.0] * len(names)
     for label, values in parts:
@@ -41,7 +58,9 @@ def shares(names: list[str], parts: list[tuple[str, list[float]]], totals: list[
         ax.barh(names, pct, left=left, label=label)
         left = [a + b for a, b in zip(left, pct)]
     for i, t in enumerate(totals):
-        ax.text(101, i, f"{t:.0f} {unit}" if t >= 10 else f"{t:.1f} {unit}", va="center", fontsize=8)
+        ax.text(
+            101, i, f"{t:.0f} {unit}" if t >= 10 else f"{t:.1f} {unit}", va="center", fontsize=8
+        )
     ax.set(xlim=(0, 115), xlabel=xlabel, title=title)
     ax.invert_yaxis()
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.45, -0.2), ncol=2)

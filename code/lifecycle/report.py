@@ -2,9 +2,15 @@
 
 
 def cell(text: str, width: int = 70) -> str:
-    """Text for a table cell: special tokens visible (`<|end|>`), newlines shown as ⏎, cut at `width`."""
+    """Text for a table cell: special tokens shown (`<|end|>`), newlines as ⏎, cut at `width`."""
     text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "&#124;")
+        .replace("\n", "⏎")
+    )
 
 
 def fmt(value, spec: str = "") -> str:
@@ -15,7 +21,9 @@ def fmt(value, spec: str = "") -> str:
     return format(value, spec)
 
 
-def table(rows: list[tuple[str, object, str]], header: tuple[str, str] = ("measure", "value")) -> str:
+def table(
+    rows: list[tuple[str, object, str]], header: tuple[str, str] = ("measure", "value")
+) -> str:
     """A two-column table from (label, value, format spec) rows."""
     lines = [f"| {header[0]} | {header[1]} |", "| --- | ---: |"]
     lines += [f"| {label} | {fmt(value, spec)} |" for label, value, spec in rows]

@@ -1,11 +1,13 @@
 """The lifecycle as a declared graph, and earlier stages on demand.
 
-`STAGES` names every lab in lifecycle order, with its title and the earlier labs whose outputs it runs
-(`needs`). The site draws the labs index, its diagram and the nav from it; the cache fingerprints a lab's
-outputs by the files it depends on. A lab that needs the base model finds it in the cache or pretrains
-it, so any lab runs alone on a fresh clone: the first one pays for pretraining, the rest reuse it.
+`STAGES` names every lab in lifecycle order, with its title and the earlier labs whose outputs it
+runs (`needs`). The site draws the labs index, its diagram and the nav from it; the cache
+fingerprints a lab's outputs by the files it depends on. A lab that needs the base model finds it
+in the cache or pretrains it, so any lab runs alone on a fresh clone: the first one pays for
+pretraining, the rest reuse it.
 
-This module imports only the standard library at load time, so the site build can read `STAGES` cheaply.
+This module imports only the standard library at load time, so the site build can read `STAGES`
+cheaply.
 """
 
 import ast
@@ -14,9 +16,15 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, a stage may be built twice
+    fcntl = None
 
 from .cache import PACKAGE, ROOT, cache_dir, fingerprint
 
@@ -28,28 +36,45 @@ LABS = ROOT / "code" / "labs"
 class Stage:
     title: str  # the nav title
     shows: str  # one line for the labs index
-    needs: tuple[str, ...] = ()  # earlier labs whose outputs this lab runs (via ensure_stage / stage_model)
+    needs: tuple[
+        str, ...
+    ] = ()  # earlier labs whose outputs this lab runs (via ensure_stage / stage_model)
 
 
 STAGES = {  # lifecycle order: the nav and the labs index follow it
-    "pretrain": Stage("GPT-2 from scratch", "next-token pretraining: validation perplexity before and after"),
-    "curation": Stage("Data curation", "dedup, filters, mixing and contamination, and what each costs the model"),
-    "sft": Stage("SFT", "the opening failure, fixed: a base model continues text, an SFT model answers",
-                 ("pretrain",)),
-    "chat_template": Stage("Chat templates", "the same model with the right, missing and wrong template", ("sft",)),
-    "forgetting": Stage("Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)),
+    "pretrain": Stage(
+        "GPT-2 from scratch", "next-token pretraining: validation perplexity before and after"
+    ),
+    "curation": Stage(
+        "Data curation", "dedup, filters, mixing and contamination, and what each costs the model"
+    ),
+    "sft": Stage(
+        "SFT",
+        "the opening failure, fixed: a base model continues text, an SFT model answers",
+        ("pretrain",),
+    ),
+    "chat_template": Stage(
+        "Chat templates", "the same model with the right, missing and wrong template", ("sft",)
+    ),
+    "forgetting": Stage(
+        "Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)
+    ),
     "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
-    "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
+    "ppo": Stage(
+        "PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")
+    ),
     "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
-    "parallelism": Stage("Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"),
+    "parallelism": Stage(
+        "Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"
+    ),
     "mechanics": Stage("Mechanics", "warmup, precision, accumulation, checkpointing and resume"),
 }
 # --8<-- [end:graph]
 
 
 def _module_file(dotted: str) -> Path | None:
-    """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package gives its __init__.py)."""
+    """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package: its __init__.py)."""
     parts = dotted.split(".")
     if parts[0] != PACKAGE.name:
         return None
@@ -61,8 +86,12 @@ def _module_file(dotted: str) -> Path | None:
 
 
 def _imports(path: Path) -> set[Path]:
-    """The package files that `path` imports, read from its syntax tree (absolute and relative imports)."""
-    here = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1] if PACKAGE in path.parents else ()
+    """The package files that `path` imports (absolute and relative), read from its syntax tree."""
+    here = (
+        path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+        if PACKAGE in path.parents
+        else ()
+    )
     files = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -72,7 +101,8 @@ def _imports(path: Path) -> set[Path]:
             if node.level:  # `from .x import y`: relative to this file's package
                 base = [*here[: len(here) - node.level + 1], *base]
             dotted = ".".join(base)
-            modules = [dotted, *(f"{dotted}.{a.name}" for a in node.names)]  # `from pkg import module` names a file
+            # `from pkg import module` names a file
+            modules = [dotted, *(f"{dotted}.{a.name}" for a in node.names)]
         else:
             continue
         files |= {f for f in map(_module_file, modules) if f is not None}
@@ -81,8 +111,8 @@ def _imports(path: Path) -> set[Path]:
 
 @cache
 def sources(lab: str) -> frozenset[Path]:
-    """The files a lab's results depend on: the script, the package modules it imports (transitively),
-    and the sources of the earlier stages it needs (`STAGES[lab].needs`)."""
+    """The files a lab's results depend on: the script, the package modules it imports
+    (transitively), and the sources of the earlier stages it needs (`STAGES[lab].needs`)."""
     todo, seen = [LABS / f"{lab}.py"], set()
     while todo:
         f = todo.pop()
@@ -95,23 +125,49 @@ def sources(lab: str) -> frozenset[Path]:
 
 
 def stage_path(lab: str, preset: str, seed: int = 0) -> Path:
-    """The cached output folder of a lab run; its name changes whenever the code behind it changes."""
+    """The cached output folder of a lab run; its name changes when the code behind it changes."""
     return cache_dir() / f"{lab}-{preset}-s{seed}-{fingerprint(*sources(lab))}"
 
 
 def ensure_stage(lab: str, preset: str, seed: int = 0) -> Path:
-    """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder."""
+    """Run `code/labs/<lab>.py` once for this preset and seed, and return its output folder.
+
+    Processes that need the same missing stage at once (two test workers, two labs started side by
+    side) build it once: the first builds, the others wait for it."""
     path = stage_path(lab, preset, seed)
-    if not (path / "metrics.json").exists():
+    if (path / "metrics.json").exists():
+        return path
+    with _locked(cache_dir() / "locks" / f"{path.name}.lock"):
+        if (path / "metrics.json").exists():  # built while this process waited
+            return path
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [sys.executable, str(LABS / f"{lab}.py"), "--output_dir", str(tmp), "--preset", preset, "--seed", str(seed)]
+        cmd = [
+            sys.executable,
+            str(LABS / f"{lab}.py"),
+            "--output_dir",
+            str(tmp),
+            "--preset",
+            preset,
+            "--seed",
+            str(seed),
+        ]
         subprocess.run(cmd, check=True)
         try:
             tmp.rename(path)
-        except OSError:  # another process finished the same stage first: keep theirs
+        except OSError:  # without a lock, another process may have finished it first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` for the duration (none where fcntl is missing: Windows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        if fcntl:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> str:
@@ -123,7 +179,10 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
     try:
         return str(ensure_stage(lab, preset, seed) / name)
     except subprocess.CalledProcessError:
-        raise LabError(f"the {lab} stage failed at --preset {preset}; run code/labs/{lab}.py --preset {preset} to see why") from None
+        raise LabError(
+            f"the {lab} stage failed at --preset {preset}; "
+            f"run code/labs/{lab}.py --preset {preset} to see why"
+        ) from None
 
 
 def base_model(preset: str, seed: int = 0) -> Path:
@@ -132,10 +191,13 @@ def base_model(preset: str, seed: int = 0) -> Path:
 
 
 def cached_results(lab: str, preset: str, seed: int = 0) -> dict | None:
-    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for this
-    preset and seed; else None. It never runs the lab: a table that compares labs shows what exists."""
+    """An earlier run's `metrics.json` and `memory.json`, when that run is already in the cache for
+    this preset and seed; else None. It never runs the lab: a table that compares labs shows what
+    exists."""
     path = stage_path(lab, preset, seed)
     if not (path / "metrics.json").exists():
         return None
     extra = path / "memory.json"
-    return json.loads((path / "metrics.json").read_text()) | (json.loads(extra.read_text()) if extra.exists() else {})
+    return json.loads((path / "metrics.json").read_text()) | (
+        json.loads(extra.read_text()) if extra.exists() else {}
+    )

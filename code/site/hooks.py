@@ -1,15 +1,17 @@
-"""MkDocs hooks that make the site a product: lab notebooks, source links, last-updated dates, lean pages.
+"""MkDocs hooks that make the site a product: lab notebooks, source links, dates, lean pages.
 
-- Every `code/labs/<lab>.py` becomes a notebook page `notebooks/<lab>.ipynb` (rendered by mkdocs-jupyter,
-  downloadable as .ipynb), generated at build time from the script itself: a first "GPU session" cell that
-  installs the pinned packages and selects `--preset gpu`, then the script's own code, cell by cell.
-  `tests/browser/test_site.py` checks that the code cells equal the script.
+- Every `code/labs/<lab>.py` becomes a notebook page `notebooks/<lab>.ipynb` (rendered by
+  mkdocs-jupyter, downloadable as .ipynb), generated at build time from the script itself: a first
+  "GPU session" cell that installs the pinned packages and selects `--preset gpu`, then the
+  script's own code, cell by cell. `tests/browser/test_site.py` checks that the code cells equal
+  the script.
 - The script is also published next to its notebook (`notebooks/<lab>.py`), and each lab page gets
   "view source" and "download notebook" buttons (see code/site/partials/actions.html).
-- The labs come from the stage graph (`lifecycle.stages.STAGES`): their nav entries and titles, in lifecycle
-  order, and the labs index's diagram and table (the `<!-- stages:index -->` marker in docs/labs/index.md).
-- Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or the
-  build date for files git does not know.
+- The labs come from the stage graph (`lifecycle.stages.STAGES`): their nav entries and titles, in
+  lifecycle order, and the labs index's diagram and table (the `<!-- stages:index -->` marker in
+  docs/labs/index.md).
+- Every page gets a last-updated date (`page.meta.revision_date`, shown by the theme) from git, or
+  the build date for files git does not know.
 - Pages without a diagram do not load the 3 MB mermaid script.
 """
 
@@ -37,8 +39,9 @@ _dates: dict[str, str] = {}
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
-    """mkdocs-jupyter builds a fresh nbconvert exporter for every notebook, and each recompiles the same
-    ~30 Jinja templates (about 0.5 s a notebook). Shared compiled templates make that once per build."""
+    """mkdocs-jupyter builds a fresh nbconvert exporter for every notebook, and each recompiles the
+    same ~30 Jinja templates (about 0.5 s a notebook). Shared compiled templates make that once per
+    build."""
 
     def __init__(self):
         self.store = {}
@@ -81,10 +84,27 @@ def stage_graph() -> str:
     reuses from the cache) the earlier lab's output."""
     nodes = [f'    {lab}["{s.title}"]' for lab, s in STAGES.items()]
     edges = [f"    {up} --> {lab}" for lab, s in STAGES.items() for up in s.needs]
-    link = lambda lab: f"[{STAGES[lab].title}]({lab}.md)"
-    rows = [f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |" for lab, s in STAGES.items()]
-    return "\n".join(["```mermaid", "flowchart LR", *nodes, *edges, "```", "",
-                      "| lab | builds on | what it shows |", "| --- | --- | --- |", *rows])
+
+    def link(lab):
+        return f"[{STAGES[lab].title}]({lab}.md)"
+
+    rows = [
+        f"| {link(lab)} | {', '.join(map(link, s.needs)) or '—'} | {s.shows} |"
+        for lab, s in STAGES.items()
+    ]
+    return "\n".join(
+        [
+            "```mermaid",
+            "flowchart LR",
+            *nodes,
+            *edges,
+            "```",
+            "",
+            "| lab | builds on | what it shows |",
+            "| --- | --- | --- |",
+            *rows,
+        ]
+    )
 
 
 def pinned_packages() -> list[str]:
@@ -93,7 +113,7 @@ def pinned_packages() -> list[str]:
 
 
 def script_cells(source: str) -> list[str]:
-    """Split a script into cells at blank-line-separated top-level statements (comments stay attached).
+    """Split a script into cells at top-level statements after a blank line (with their comments).
 
     Joining the cells with blank lines gives back the script, except for the number of blank lines.
     """
@@ -118,14 +138,16 @@ def script_cells(source: str) -> list[str]:
 
 def gpu_cell(lab: str) -> str:
     pins = ",\n    ".join(f'"{p}"' for p in pinned_packages())
-    return f'''# GPU session: run all cells. This one installs the pinned packages and selects `--preset gpu`;
-# the last cell runs the lab. Open the notebook inside a clone of the course repository.
+    return f'''# GPU session: run all cells. This one installs the pinned packages and selects
+# `--preset gpu`; the last cell runs the lab. Open the notebook inside a clone of the course
+# repository.
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-root = next((p for p in [Path.cwd(), *Path.cwd().parents] if (p / "code" / "lifecycle").is_dir()), None)
+here = Path.cwd()
+root = next((p for p in [here, *here.parents] if (p / "code" / "lifecycle").is_dir()), None)
 if root is None:
     raise RuntimeError("open this notebook inside the course repository: it needs code/lifecycle/")
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
@@ -140,18 +162,21 @@ def notebook(script: Path, title: str) -> str:
     lab = script.stem
     intro = (
         f"# {title} (notebook)\n\n"
-        f"This notebook is `code/labs/{lab}.py`, cell for cell: the site generates it from the script, and a "
-        f"test checks that its code equals the script's. The [lab page](../labs/{lab}.html) explains it. "
+        f"This notebook is `code/labs/{lab}.py`, cell for cell: the site generates it from the "
+        "script, and a test checks that its code equals the script's. The "
+        f"[lab page](../labs/{lab}.html) explains it. "
         f"Download [this notebook]({lab}.ipynb) or [the script]({lab}.py).\n\n"
-        "**GPU session:** open it in Jupyter inside a clone of the course repository, on a machine with a GPU "
-        "and the Hugging Face Hub in reach, and choose *Run all*. The first cell installs the pinned packages "
-        "and selects `--preset gpu` (the real `gpt2`); the last cell runs the lab. For a CPU run, change "
-        "`gpu` to `smoke` or `lesson` in the first cell."
+        "**GPU session:** open it in Jupyter inside a clone of the course repository, on a "
+        "machine with a GPU and the Hugging Face Hub in reach, and choose *Run all*. The first "
+        "cell installs the pinned packages and selects `--preset gpu` (the real `gpt2`); the last "
+        "cell runs the lab. For a CPU run, change `gpu` to `smoke` or `lesson` in the first cell."
     )
     cells = [
         nbformat.v4.new_markdown_cell(intro),
         nbformat.v4.new_code_cell(gpu_cell(lab), metadata={"tags": ["gpu-session"]}),
-        nbformat.v4.new_markdown_cell(f"## The script, cell by cell\n\nEverything below is `code/labs/{lab}.py`, unchanged."),
+        nbformat.v4.new_markdown_cell(
+            f"## The script, cell by cell\n\nEverything below is `code/labs/{lab}.py`, unchanged."
+        ),
         *(nbformat.v4.new_code_cell(c) for c in script_cells(script.read_text())),
     ]
     nb = nbformat.v4.new_notebook(
@@ -162,7 +187,9 @@ def notebook(script: Path, title: str) -> str:
         },
     )
     for i, cell in enumerate(nb.cells):
-        cell.id = f"{lab}-{i}"  # stable ids: the same script gives the same bytes, so caches stay warm
+        cell.id = (
+            f"{lab}-{i}"  # stable ids: the same script gives the same bytes, so caches stay warm
+        )
     return nbformat.writes(nb) + "\n"
 
 
@@ -173,8 +200,9 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def labs_nav(listed: list) -> list:
-    """The Labs section of the nav from what mkdocs.yml lists there: the index page (listed first), each
-    lab in lifecycle order, the other listed pages (not labs: "Bring your own data"), then the notebooks."""
+    """The Labs section of the nav from what mkdocs.yml lists there: the index page (listed first),
+    each lab in lifecycle order, the other listed pages (not labs: "Bring your own data"), then the
+    notebooks."""
     pages = [{s.title: f"labs/{lab}.md"} for lab, s in STAGES.items()]
     notebooks = [{s.title: f"notebooks/{lab}.ipynb"} for lab, s in STAGES.items()]
     index, *others = listed
@@ -193,11 +221,15 @@ def on_config(config):
 
 
 def _git_dates() -> dict[str, str]:
-    """Repository path -> date (YYYY-MM-DD) of the last commit that touched it; empty outside git."""
+    """Repository path -> date (YYYY-MM-DD) of the last commit to touch it; empty outside git."""
     try:
         log = subprocess.run(
             ["git", "log", "--format=%x00%cs", "--name-only", "--no-renames"],
-            cwd=ROOT, capture_output=True, text=True, timeout=20, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -207,7 +239,9 @@ def _git_dates() -> dict[str, str]:
             date = line[1:]
         elif line.strip():
             dates.setdefault(line.strip(), date)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     for line in dirty.splitlines():  # changed since the last commit: updated today
         dates[line[3:].strip()] = TODAY
     return dates
@@ -220,9 +254,23 @@ def on_files(files, config):
         nb_path = NOTEBOOKS / "notebooks" / f"{lab}.ipynb"
         _write_if_changed(nb_path, notebook(script, config.extra["lab_titles"][lab]))
         # Real files (not File.generated): mkdocs-jupyter reads a notebook from src_dir + src_uri.
-        files.append(File(f"notebooks/{lab}.ipynb", str(NOTEBOOKS), config.site_dir, config.use_directory_urls))
-        files.append(File(f"labs/{lab}.py", str(ROOT / "code"), config.site_dir, config.use_directory_urls,
-                          dest_uri=f"notebooks/{lab}.py"))
+        files.append(
+            File(
+                f"notebooks/{lab}.ipynb",
+                str(NOTEBOOKS),
+                config.site_dir,
+                config.use_directory_urls,
+            )
+        )
+        files.append(
+            File(
+                f"labs/{lab}.py",
+                str(ROOT / "code"),
+                config.site_dir,
+                config.use_directory_urls,
+                dest_uri=f"notebooks/{lab}.py",
+            )
+        )
     return files
 
 
@@ -230,6 +278,7 @@ def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri == "labs/index.md":
         if INDEX_MARKER not in markdown:
             from mkdocs.exceptions import PluginError
+
             raise PluginError(f"docs/labs/index.md lost its marker {INDEX_MARKER}")
         markdown = markdown.replace(INDEX_MARKER, stage_graph())
     return markdown
@@ -248,23 +297,45 @@ def on_page_context(context, page, config, nav):
     page.meta["revision_date"] = _dates.get(repo_path, TODAY)
     if lab:  # buttons beside the title (code/site/partials/actions.html)
         page.meta["source_links"] = [
-            {"href": f"../notebooks/{lab}.ipynb", "icon": "download", "download": True,
-             "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)"},
-            {"href": f"../notebooks/{lab}.html", "icon": "file-code-outline",
-             "title": f"View source: code/labs/{lab}.py (notebook page)"},
+            {
+                "href": f"../notebooks/{lab}.ipynb",
+                "icon": "download",
+                "download": True,
+                "title": f"Download the notebook (code/labs/{lab}.py as .ipynb)",
+            },
+            {
+                "href": f"../notebooks/{lab}.html",
+                "icon": "file-code-outline",
+                "title": f"View source: code/labs/{lab}.py (notebook page)",
+            },
         ]
     elif m := re.fullmatch(r"notebooks/(\w+)\.ipynb", src):
         lab = m.group(1)
         page.meta["source_links"] = [
-            {"href": f"{lab}.ipynb", "icon": "download", "download": True, "title": "Download this notebook (.ipynb)"},
-            {"href": f"{lab}.py", "icon": "language-python", "download": True,
-             "title": f"Download the script (code/labs/{lab}.py)"},
-            {"href": f"../labs/{lab}.html", "icon": "book-open-variant", "title": "Back to the lab page"},
+            {
+                "href": f"{lab}.ipynb",
+                "icon": "download",
+                "download": True,
+                "title": "Download this notebook (.ipynb)",
+            },
+            {
+                "href": f"{lab}.py",
+                "icon": "language-python",
+                "download": True,
+                "title": f"Download the script (code/labs/{lab}.py)",
+            },
+            {
+                "href": f"../labs/{lab}.html",
+                "icon": "book-open-variant",
+                "title": "Back to the lab page",
+            },
         ]
     return context
 
 
-_MERMAID_TAG = re.compile(r'<script src="[^"]*assets/vendor/mermaid/mermaid\.min\.js"></script>\s*')
+_MERMAID_TAG = re.compile(
+    r'<script src="[^"]*assets/vendor/mermaid/mermaid\.min\.js"></script>\s*'
+)
 
 
 _STYLE = re.compile(r'<style type="text/css">(.*?)</style>\s*', re.S)
@@ -279,7 +350,7 @@ def on_post_page(output, page, config):
 
 
 def _shared_notebook_css(output: str, page, config) -> str:
-    """mkdocs-jupyter inlines ~650 kB of Jupyter CSS into every notebook page: serve it once, cached."""
+    """mkdocs-jupyter inlines ~650 kB of Jupyter CSS in each notebook page: serve it once."""
     css = "\n".join(m.group(1) for m in _STYLE.finditer(output))
     if not css:
         return output

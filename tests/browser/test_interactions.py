@@ -1,8 +1,8 @@
 """What a reader does on the site, in a real browser: search, dark mode, copy a command, drill a
 flashcard, tick the checklist, and open the site from disk with the network off.
 
-Each test gets its own browser context (fresh storage) with the same guard: requests outside the site
-are aborted and recorded.
+Each test gets its own browser context (fresh storage) with the same guard: requests outside the
+site are aborted and recorded.
 """
 
 import json
@@ -35,7 +35,8 @@ def search(page, query: str) -> list[str]:
     """Type a query into the header search box; return the result links, best first."""
     box = page.locator("input.md-search__input")
     box.click()
-    box.press_sequentially(query, delay=30)  # the theme searches on key events, which fill() does not send
+    # the theme searches on key events, which fill() does not send
+    box.press_sequentially(query, delay=30)
     page.wait_for_selector(".md-search-result__item a", state="attached")
     return page.eval_on_selector_all(".md-search-result__item > a", "els => els.map(a => a.href)")
 
@@ -43,7 +44,11 @@ def search(page, query: str) -> list[str]:
 def titled(site, word: str) -> set[str]:
     """Pages whose title names `word`, from the built search index."""
     index = json.loads((site / "search" / "search_index.json").read_text())
-    return {d["location"] for d in index["docs"] if "#" not in d["location"] and re.search(rf"\b{word}\b", d["title"])}
+    return {
+        d["location"]
+        for d in index["docs"]
+        if "#" not in d["location"] and re.search(rf"\b{word}\b", d["title"])
+    }
 
 
 def test_search_for_dpo_finds_the_dpo_pages(fresh, server, site):
@@ -59,8 +64,13 @@ def test_search_for_dpo_finds_the_dpo_pages(fresh, server, site):
 def test_dark_mode_toggle_switches_and_persists(fresh, server):
     page = fresh.new_page()
     page.goto(server + "labs/pretrain.html")
-    scheme = lambda: page.get_attribute("body", "data-md-color-scheme")
-    background = lambda: page.evaluate("getComputedStyle(document.body).backgroundColor")
+
+    def scheme():
+        return page.get_attribute("body", "data-md-color-scheme")
+
+    def background():
+        return page.evaluate("getComputedStyle(document.body).backgroundColor")
+
     assert scheme() == "default"
     light = background()
     page.locator("label[title='Switch to dark mode']").click()
@@ -89,16 +99,24 @@ def test_site_works_from_file_with_the_network_off(browser, site):
     ctx = browser.new_context(offline=True, color_scheme="light")
     ctx.add_init_script(OPEN_SHADOWS)
     outside, errors = [], []
-    ctx.route(re.compile(r"^(https?|wss?)://"), lambda route: (outside.append(route.request.url), route.abort()))
+    ctx.route(
+        re.compile(r"^(https?|wss?)://"),
+        lambda route: (outside.append(route.request.url), route.abort()),
+    )
     ctx.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
     page = ctx.new_page()
     try:
         page.goto((site / "index.html").as_uri())
         page.wait_for_function(WAIT_RENDERED)
-        drawn = page.evaluate("[...document.querySelectorAll('div.mermaid')].filter(d => d.shadowRoot?.querySelector('svg')).length")
+        drawn = page.evaluate(
+            "[...document.querySelectorAll('div.mermaid')]"
+            ".filter(d => d.shadowRoot?.querySelector('svg')).length"
+        )
         assert drawn >= 1, "the lifecycle diagram is not drawn from file://"
         hits = search(page, "DPO")
-        assert any(urlsplit(h).path.endswith("/labs/dpo.html") for h in hits), f"offline search found {hits}"
+        assert any(urlsplit(h).path.endswith("/labs/dpo.html") for h in hits), (
+            f"offline search found {hits}"
+        )
         page.goto((site / "labs" / "pretrain.html").as_uri())
         page.wait_for_function(WAIT_RENDERED)
         assert page.locator(".arithmatex .katex").count() >= 1, "no math typeset from file://"
@@ -112,7 +130,10 @@ def widget_or_skip(page, selector: str, marker: str, what: str):
     """The interview-prep pages bring these widgets; until they are merged, say so and skip.
     (`selector` alone can match a heading's id, so `marker` must be inside it.)"""
     if page.locator(f"{selector}:has({marker}), {selector}{marker}").count() == 0:
-        pytest.skip(f"{what}: the page has no {selector} widget yet (it comes with the interview-prep pages)")
+        pytest.skip(
+            f"{what}: the page has no {selector} widget yet "
+            "(it comes with the interview-prep pages)"
+        )
     page.wait_for_selector(f"{selector}[data-ready]", state="attached")
 
 
@@ -120,8 +141,13 @@ def test_flashcard_reveal_and_grade_survive_a_reload(fresh, server):
     page = fresh.new_page()
     page.goto(server + "flashcards.html")
     widget_or_skip(page, "#flashcards", "#fc-reveal", "flashcards")
-    fresh_count = lambda: int(page.locator("#fc-new-count").inner_text())
-    card = lambda: page.get_attribute("#fc-card", "data-fc-card-id")
+
+    def fresh_count():
+        return int(page.locator("#fc-new-count").inner_text())
+
+    def card():
+        return page.get_attribute("#fc-card", "data-fc-card-id")
+
     first, new_before = card(), fresh_count()
     assert first, "no card is shown"
     assert page.locator("#fc-answer").is_hidden()
@@ -141,7 +167,8 @@ def test_checklist_tick_survives_a_reload(fresh, server):
     widget_or_skip(page, "#health-checklist", "[data-ids]", "checklist")
     box = page.locator("#health-checklist input[type=checkbox]").first
     assert box.is_enabled() and not box.is_checked()
-    box.click(force=True)  # a real click where the box is drawn (the theme's indicator covers the input)
+    # a real click where the box is drawn (the theme's indicator covers the input)
+    box.click(force=True)
     assert box.is_checked()
     page.reload()
     page.wait_for_selector("#health-checklist[data-ready]", state="attached")
@@ -150,8 +177,15 @@ def test_checklist_tick_survives_a_reload(fresh, server):
     assert page.locator("#health-checklist input[type=checkbox]:checked").count() == 1
 
 
-DARK_SAMPLE = ["index.html", "labs/pretrain.html", "notebooks/pretrain.html", "explainer/4-preferences.html",
-               "questions/index.html", "flashcards.html", "checklist.html"]
+DARK_SAMPLE = [
+    "index.html",
+    "labs/pretrain.html",
+    "notebooks/pretrain.html",
+    "explainer/4-preferences.html",
+    "questions/index.html",
+    "flashcards.html",
+    "checklist.html",
+]
 
 
 def test_dark_mode_has_no_serious_accessibility_violations(browser, server, site):
@@ -167,7 +201,10 @@ def test_dark_mode_has_no_serious_accessibility_violations(browser, server, site
             page.wait_for_function(WAIT_RENDERED)
             assert page.get_attribute("body", "data-md-color-scheme") == "slate"
             for v in page.evaluate(AXE_RUN):
-                problems.append(f"{rel} (dark): axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: {', '.join(v['where'])}")
+                problems.append(
+                    f"{rel} (dark): axe {v['impact']} {v['id']} ({v['help']}) x{v['count']}: "
+                    f"{', '.join(v['where'])}"
+                )
     finally:
         ctx.close()
     assert not problems, "\n".join(problems)

@@ -1,9 +1,9 @@
 """The stand-in Hub for the `gpu` presets' tests, and the check that runs the labs against it.
 
-`standin_hub` builds the tiny stand-in once (cached per code fingerprint in the build cache, so the two test
-workers and later sessions share it). Only the lab subprocesses see it: their environment gets `HF_HOME`
-and the offline variables (`hub_env`), while this process's environment is left alone, so the rest of the
-suite stays offline and its "no Hub" tests still see no Hub.
+`standin_hub` builds the tiny stand-in once (cached per code fingerprint in the build cache, so the
+two test workers and later sessions share it). Only the lab subprocesses see it: their environment
+gets `HF_HOME` and the offline variables (`hub_env`), while this process's environment is left
+alone, so the rest of the suite stays offline and its "no Hub" tests still see no Hub.
 """
 
 import importlib.util
@@ -15,7 +15,8 @@ from conftest import ROOT
 from lifecycle.cache import cache_dir, fingerprint
 
 GPU = ROOT / "code" / "gpu"
-sys.path.insert(0, str(GPU))  # check.py imports standin_hub as a sibling, as it does when run as a script
+# check.py imports standin_hub as a sibling, as it does when run as a script
+sys.path.insert(0, str(GPU))
 
 import standin_hub  # noqa: E402
 
@@ -34,7 +35,7 @@ check = load_check()
 
 @pytest.fixture(scope="session")
 def standin_hub_home():
-    """The tiny stand-in `HF_HOME`: gpt2 (2 layers, the real 50,257-token vocabulary) and the datasets."""
+    """The tiny stand-in `HF_HOME`: gpt2 (2 layers, the real 50,257-token vocabulary), datasets."""
     return standin_hub.build("tiny")
 
 
@@ -46,7 +47,10 @@ def hub_env(standin_hub_home) -> dict:
 
 @pytest.fixture(scope="session")
 def gpu_check(standin_hub_home):
-    """Runs labs at `--preset gpu` on the CPU (small steps and sizes), each once per code fingerprint: the
-    stage folders carry their lab's fingerprint, the folder above carries code/gpu's."""
+    """Runs labs at `--preset gpu` on the CPU (small steps and sizes), each once per code
+    fingerprint: the stage folders carry their lab's fingerprint, the folder above carries
+    code/gpu's."""
     key = fingerprint(*GPU.glob("*.py"))
-    return check.Check(cache_dir() / f"gpu-check-tiny-{key}", standin_hub_home, cpu=True, timeout=300)
+    return check.Check(
+        cache_dir() / f"gpu-check-tiny-{key}", standin_hub_home, cpu=True, timeout=300
+    )

@@ -1,8 +1,9 @@
-"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the first half of the labs.
+"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the first half of labs.
 
-The other half is in test_gpu_presets_2.py, so that make test's two workers share the labs (see presets.py).
-Each run passes only step and size overrides (code/gpu/check.py), and is cached per code fingerprint.
-Cost: about 65 CPU seconds when nothing is cached (curation, memory, pretrain, sft, dpo, ppo).
+The other half is in test_gpu_presets_2.py, so that make test's two workers share the labs (see
+presets.py). Each run passes only step and size overrides (code/gpu/check.py), and is cached per
+code fingerprint. Cost: about 65 CPU seconds when nothing is cached (curation, memory, pretrain,
+sft, dpo, ppo).
 """
 
 import pytest

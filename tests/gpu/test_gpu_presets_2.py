@@ -1,8 +1,9 @@
-"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the second half of the labs.
+"""Every lab's `--preset gpu`, run on a CPU against the tiny stand-in Hub: the other half of labs.
 
-The other half is in test_gpu_presets_1.py, so that make test's two workers share the labs (see presets.py).
-Each run passes only step and size overrides (code/gpu/check.py), and is cached per code fingerprint.
-Cost: about 55 CPU seconds when nothing is cached (mechanics, parallelism, reward, chat_template, forgetting).
+The other half is in test_gpu_presets_1.py, so that make test's two workers share the labs (see
+presets.py). Each run passes only step and size overrides (code/gpu/check.py), and is cached per
+code fingerprint. Cost: about 55 CPU seconds when nothing is cached (mechanics, parallelism,
+reward, chat_template, forgetting).
 """
 
 import pytest

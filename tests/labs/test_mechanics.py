@@ -34,7 +34,8 @@ def test_formats_table_is_torch_finfo(lab_metrics):
 def test_accumulation_equals_one_big_batch(lab_metrics):
     m = lab_metrics("mechanics")
     assert m["accumulation_max_abs_grad_diff"] <= 1e-6 * max(1.0, m["accumulation_grad_max_abs"])
-    assert m["accumulation_naive_rel_error"] > 0.01  # mean of micro-batch means weights short sequences up
+    # mean of micro-batch means weights short sequences up
+    assert m["accumulation_naive_rel_error"] > 0.01
 
 
 def test_checkpointing_trades_time_for_memory(lab_metrics):
@@ -59,7 +60,10 @@ def test_same_seed_same_metrics(lab_metrics, tmp_path):
 def test_committed_lesson_results_show_the_lessons():
     m = json.loads((ROOT / "snippets" / "results" / "mechanics.json").read_text())
     assert m["loss_spike_no_warmup"] > 2 * m["loss_spike_warmup"]
-    assert m["fp16_overflow"] == 1 and m["bf16_underflow_fraction"] == 0 < m["fp16_underflow_fraction"]
+    assert (
+        m["fp16_overflow"] == 1
+        and m["bf16_underflow_fraction"] == 0 < m["fp16_underflow_fraction"]
+    )
     assert m["accumulation_max_abs_grad_diff"] < 1e-5 < m["accumulation_naive_rel_error"]
     assert m["checkpointing_activation_ratio"] < 1 < m["checkpointing_time_ratio"]
     assert m["resume_max_abs_diff"] == 0
@@ -74,8 +78,11 @@ def test_committed_lesson_results_show_the_lessons():
     ],
     ids=["unknown-model", "resume-after-end", "zero-lr"],
 )
-def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
-    proc = run_lab("mechanics", "--output_dir", str(tmp_path), *args, check=False)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path, request):
+    """The first case in a fresh process, as a reader meets it; the others in this process
+    (`run_lab(here=True)`), about 5 CPU s cheaper each."""
+    here = request.node.callspec.id != "unknown-model"
+    proc = run_lab("mechanics", "--output_dir", str(tmp_path), *args, check=False, here=here)
     line = error_line(proc)
     assert line.startswith("mechanics: error:"), proc.stderr[-2000:]
     assert message in line

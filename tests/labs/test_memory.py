@@ -1,5 +1,6 @@
-"""Memory lab: the calculator equals the real bytes for every option, predicts a step's peak, and bad input
-is one line. The calculator's own CLI (`python -m lifecycle.memory estimate`) is tested in tests/test_memory.py."""
+"""Memory lab: the calculator equals the real bytes for every option, predicts a step's peak, and
+bad input is one line. The calculator's own CLI (`python -m lifecycle.memory estimate`) is tested
+in tests/test_memory.py."""
 
 import json
 
@@ -22,23 +23,44 @@ def test_activation_formula_matches_autograd_for_every_option(lab_metrics):
     m = lab_metrics("memory")
     rows = m["activations"]
     assert {(r["attn"], r["dtype"], r["dropout"], r["checkpointing"]) for r in rows} >= {
-        (a, d, p, c) for a in ("sdpa", "eager", "math") for d in ("fp32", "bf16") for p in (0.0, 0.1) for c in (0, 1)}
+        (a, d, p, c)
+        for a in ("sdpa", "eager", "math")
+        for d in ("fp32", "bf16")
+        for p in (0.0, 0.1)
+        for c in (0, 1)
+    }
     assert len({r["size"] for r in rows}) >= 3
     assert m["activation_bytes_rel_error_max"] == 0  # exact on the CPU, every row
     # Korthikanti's formula, made for fused 16-bit kernels, undercounts HF's unfused fp32 blocks
-    assert -0.5 < m["korthikanti_blocks_rel_error_min"] <= m["korthikanti_blocks_rel_error_max"] < -0.1
+    assert (
+        -0.5
+        < m["korthikanti_blocks_rel_error_min"]
+        <= m["korthikanti_blocks_rel_error_max"]
+        < -0.1
+    )
     assert m["checkpointing_activation_ratio_max"] < 0.5
 
 
 def test_step_peak_matches_the_measured_peak(lab_metrics):
     m = lab_metrics("memory")
     assert {(r["dtype"], r["checkpointing"], r["first_step"]) for r in m["peaks"]} == {
-        (d, c, f) for d in ("fp32", "bf16") for c in (0, 1) for f in (0, 1)}
+        (d, c, f) for d in ("fp32", "bf16") for c in (0, 1) for f in (0, 1)
+    }
     assert m["peak_rel_error_max"] <= 0.06
-    assert all(abs(r["peak_rel_error"]) <= 0.01 for r in m["peaks"] if r["phase"] == "backward start")
+    assert all(
+        abs(r["peak_rel_error"]) <= 0.01 for r in m["peaks"] if r["phase"] == "backward start"
+    )
     # the state held between steps (m and v) shows: a later step peaks above the first
-    later = {(r["dtype"], r["checkpointing"]): r["measured_peak_bytes"] for r in m["peaks"] if not r["first_step"]}
-    first = {(r["dtype"], r["checkpointing"]): r["measured_peak_bytes"] for r in m["peaks"] if r["first_step"]}
+    later = {
+        (r["dtype"], r["checkpointing"]): r["measured_peak_bytes"]
+        for r in m["peaks"]
+        if not r["first_step"]
+    }
+    first = {
+        (r["dtype"], r["checkpointing"]): r["measured_peak_bytes"]
+        for r in m["peaks"]
+        if r["first_step"]
+    }
     assert all(later[k] > first[k] for k in later)
 
 
@@ -87,6 +109,6 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     ids=["sizes-short", "grid-heads", "batch-zero"],
 )
 def test_bad_input_raises_lab_error(args, message, tmp_path):
-    """The same errors in-process (cheaper than a subprocess each); `run` turns LabError into one line."""
+    """The same errors in-process (cheaper than subprocesses); `run` makes LabError one line."""
     with pytest.raises(LabError, match=message):
         lab.main([a.replace("{tmp}", str(tmp_path)) for a in args])
