@@ -1,10 +1,11 @@
 """`make results`: rerun labs at the lesson preset and copy what the site shows into the repo.
 
-    python -m lifecycle.publish            # every lab, in lifecycle order (lifecycle.stages.STAGES)
+    python -m lifecycle.publish            # every lab, in lifecycle order (stages.STAGES)
     python -m lifecycle.publish pretrain   # just one (several: still in lifecycle order)
 
-For each lab: `results.md` and `metrics.json` go to `snippets/results/<lab>.{md,json}`, and its plots to
-`docs/assets/labs/<lab>/`. Pages include those files, so no number on the site is typed by hand.
+For each lab: `results.md` and `metrics.json` go to `snippets/results/<lab>.{md,json}`, and its
+plots to `docs/assets/labs/<lab>/`. Pages include those files, so no number on the site is typed by
+hand.
 """
 
 import shutil
@@ -33,7 +34,8 @@ def publish(lab: str) -> None:
 
 
 def main(labs: list[str]) -> None:
-    for lab in sorted(labs or STAGES, key=list(STAGES).index):  # lifecycle order: DPO's table reads PPO's run
+    # lifecycle order: DPO's table reads PPO's run
+    for lab in sorted(labs or STAGES, key=list(STAGES).index):
         publish(lab)
 
 

@@ -1,7 +1,7 @@
-"""The facts of the world: invented countries, their capitals and exports, and the people who live there.
+"""The facts of the world: invented countries, their capitals and exports, and their people.
 
-Names are built from syllables so they exist nowhere else: whatever a model knows about them, it learned
-from our corpus.
+Names are built from syllables so they exist nowhere else: whatever a model knows about them, it
+learned from our corpus.
 """
 
 import random
@@ -12,10 +12,17 @@ ONSETS = "b d f g k l m n p r s t v z br dr gr kr pl st tr th sh".split()
 VOWELS = "a e i o u ai ea ou".split()
 CODAS = ["", "", "n", "r", "s", "l", "m", "th", "nd", "rk"]
 
-EXPORTS = "tea copper wool salt glass rice silk amber cheese paper timber honey iron olives cotton".split()
+EXPORTS = (
+    "tea copper wool salt glass rice silk amber cheese paper timber honey iron olives cotton"
+).split()
 CLIMATES = "cold warm rainy dry windy mild foggy sunny".split()
-JOBS = "baker teacher farmer doctor sailor painter miller weaver builder singer tailor potter".split()
-FIRST = "Ana Bo Cal Dara Eli Fen Gus Hana Ivo Jun Kit Lena Milo Nia Oto Pia Rafe Sol Tamsin Uma Vik Wren".split()
+JOBS = (
+    "baker teacher farmer doctor sailor painter miller weaver builder singer tailor potter".split()
+)
+FIRST = (
+    "Ana Bo Cal Dara Eli Fen Gus Hana Ivo Jun Kit Lena Milo Nia Oto Pia Rafe Sol Tamsin Uma Vik "
+    "Wren"
+).split()
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,9 @@ def _names(rng: random.Random, n: int, taken: set[str], syllables: tuple[int, in
     out = []
     while len(out) < n:
         k = rng.randint(*syllables)
-        name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(k)) + rng.choice(CODAS)
+        name = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) for _ in range(k)) + rng.choice(
+            CODAS
+        )
         name = name.capitalize()
         if name not in taken and 4 <= len(name) <= 10:
             taken.add(name)
@@ -65,14 +74,25 @@ def make_world(seed: int = 0, n_countries: int = 64, n_people: int = 80) -> Worl
     )
     surnames = _names(rng, n_people, taken, (1, 2))
     people = tuple(
-        Person(f"{rng.choice(FIRST)} {s}", rng.choice(JOBS), rng.choice(capitals)) for s in surnames
+        Person(f"{rng.choice(FIRST)} {s}", rng.choice(JOBS), rng.choice(capitals))
+        for s in surnames
     )
     return World(seed, countries, people, tuple(capitals))
 
 
 TOPICS = [
-    "budget review", "team lunch", "server upgrade", "quarterly report", "office move", "safety training",
-    "product launch", "client visit", "holiday schedule", "printer repair", "hiring plan", "design review",
+    "budget review",
+    "team lunch",
+    "server upgrade",
+    "quarterly report",
+    "office move",
+    "safety training",
+    "product launch",
+    "client visit",
+    "holiday schedule",
+    "printer repair",
+    "hiring plan",
+    "design review",
 ]
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday".split()
 TIMES = "9 10 11 noon 2 3 4".split()
@@ -92,14 +112,22 @@ def make_email(rng: random.Random, world: World) -> Email:
     topic, day, time = rng.choice(TOPICS), rng.choice(DAYS), rng.choice(TIMES)
     to, sender = rng.choice(world.people), rng.choice(world.people)
     at = "at noon" if time == "noon" else f"at {time}"
-    opener = rng.choice([
-        f"The {topic} is on {day} {at}.",
-        f"We moved the {topic} to {day} {at}.",
-        f"Please note that the {topic} will be on {day} {at}.",
-    ])
-    extra = rng.choice([
-        "Please bring your notes.", "Let me know if you cannot come.", "The room is on the second floor.",
-        f"We will meet in {sender.city}.", "Coffee will be ready.", "Reply to this email with questions.",
-    ])
+    opener = rng.choice(
+        [
+            f"The {topic} is on {day} {at}.",
+            f"We moved the {topic} to {day} {at}.",
+            f"Please note that the {topic} will be on {day} {at}.",
+        ]
+    )
+    extra = rng.choice(
+        [
+            "Please bring your notes.",
+            "Let me know if you cannot come.",
+            "The room is on the second floor.",
+            f"We will meet in {sender.city}.",
+            "Coffee will be ready.",
+            "Reply to this email with questions.",
+        ]
+    )
     body = f"Hi {to.name.split()[0]},\n{opener} {extra}\nThanks,\n{sender.name.split()[0]}"
     return Email(f"{topic.capitalize()} on {day}", body)

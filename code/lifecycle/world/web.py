@@ -1,9 +1,9 @@
 """The "web": pretraining text about the world, and the junk that curation must remove.
 
-`web_corpus(raw=False)` is clean text: facts, arithmetic, emails and stories, each document a random mix of
-sentence templates so that two documents rarely look alike. `raw=True` adds what a real crawl holds and
-labels it, so curation can be scored against the truth: exact and near duplicates, spam, boilerplate, and
-copies of evaluation items (contamination).
+`web_corpus(raw=False)` is clean text: facts, arithmetic, emails and stories, each document a
+random mix of sentence templates so that two documents rarely look alike. `raw=True` adds what a
+real crawl holds and labels it, so curation can be scored against the truth: exact and near
+duplicates, spam, boilerplate, and copies of evaluation items (contamination).
 """
 
 import random
@@ -58,10 +58,14 @@ def _arithmetic(rng: random.Random, w: World) -> str:
     for _ in range(rng.randint(3, 6)):
         a, b = rng.randint(0, 20), rng.randint(0, 20)
         if rng.random() < 0.5:
-            out.append(rng.choice([f"{a} plus {b} is {a + b}.", f"Adding {a} and {b} gives {a + b}."]))
+            out.append(
+                rng.choice([f"{a} plus {b} is {a + b}.", f"Adding {a} and {b} gives {a + b}."])
+            )
         else:
             a, b = max(a, b), min(a, b)
-            out.append(rng.choice([f"{a} minus {b} is {a - b}.", f"Taking {b} from {a} leaves {a - b}."]))
+            out.append(
+                rng.choice([f"{a} minus {b} is {a - b}.", f"Taking {b} from {a} leaves {a - b}."])
+            )
     return " ".join(out)
 
 
@@ -82,29 +86,47 @@ def _story(rng: random.Random, w: World) -> str:
 
 def _spam(rng: random.Random, w: World) -> str:
     item = rng.choice(["pills", "watches", "loans", "coins", "diets"])
-    words = [f"BUY CHEAP {item.upper()} NOW!!!", "$$$ WIN BIG $$$", "CLICK HERE >>> www.win-big.example <<<",
-             "100% FREE!!!", "LIMITED OFFER ***", f"best {item} best {item} best {item}"]
+    words = [
+        f"BUY CHEAP {item.upper()} NOW!!!",
+        "$$$ WIN BIG $$$",
+        "CLICK HERE >>> www.win-big.example <<<",
+        "100% FREE!!!",
+        "LIMITED OFFER ***",
+        f"best {item} best {item} best {item}",
+    ]
     return " ".join(rng.choice(words) for _ in range(rng.randint(4, 8)))
 
 
 def _boilerplate(rng: random.Random, w: World) -> str:
-    lines = ["Home | About | Contact | Login", "Accept all cookies | Manage cookies",
-             "Subscribe to our newsletter", "Copyright 2024. All rights reserved.", "Share | Tweet | Email"]
+    lines = [
+        "Home | About | Contact | Login",
+        "Accept all cookies | Manage cookies",
+        "Subscribe to our newsletter",
+        "Copyright 2024. All rights reserved.",
+        "Share | Tweet | Email",
+    ]
     return "\n".join(rng.choice(lines) for _ in range(rng.randint(4, 7)))
 
 
 def _near_copy(rng: random.Random, text: str) -> str:
-    """A re-posted copy: the same text under a short header or above a short footer, as syndicated pages are.
+    """A re-posted copy: the same text under a short header or above a short footer (syndication).
 
-    The edit touches one edge only, so the copy shares most of its word 5-grams with the original (Jaccard
-    0.85 or more on documents of 20+ words): a near duplicate by the usual MinHash standard.
+    The edit touches one edge only, so the copy shares most of its word 5-grams with the original
+    (Jaccard 0.85 or more on documents of 20+ words): a near duplicate by the usual MinHash
+    standard.
     """
     if rng.random() < 0.5:
         return rng.choice(["Reposted:", "Update:", "Archived copy:"]) + " " + text
     return text + " " + rng.choice(["Read more.", "Share this.", "See also."])
 
 
-_MAKERS = {"fact": _fact, "person": _person, "arithmetic": _arithmetic, "email": None, "story": _story}
+_MAKERS = {
+    "fact": _fact,
+    "person": _person,
+    "arithmetic": _arithmetic,
+    "email": None,
+    "story": _story,
+}
 _WEIGHTS = {"fact": 0.35, "person": 0.2, "arithmetic": 0.15, "email": 0.15, "story": 0.15}
 
 
@@ -124,15 +146,17 @@ def web_corpus(
 ) -> list[Doc]:
     """`n_docs` clean documents; with `raw=True`, planted junk on top, shuffled in.
 
-    `junk` gives each junk kind's share of `n_docs` (defaults below). `leaks` are evaluation texts to plant,
-    each copied a few times, as contamination.
+    `junk` gives each junk kind's share of `n_docs` (defaults below). `leaks` are evaluation texts
+    to plant, each copied a few times, as contamination.
     """
     w = make_world(seed)
     rng = random.Random(f"web/{seed}/{split}")
     docs = [_clean_doc(rng, w) for _ in range(n_docs)]
     if not raw:
         return docs
-    shares = {"exact_dup": 0.08, "near_dup": 0.08, "spam": 0.06, "boilerplate": 0.04} | (junk or {})
+    shares = {"exact_dup": 0.08, "near_dup": 0.08, "spam": 0.06, "boilerplate": 0.04} | (
+        junk or {}
+    )
     extra: list[Doc] = []
     for _ in range(int(shares["exact_dup"] * n_docs)):
         i = rng.randrange(n_docs)
@@ -143,7 +167,10 @@ def web_corpus(
             i = rng.randrange(n_docs)
         extra.append(Doc(_near_copy(rng, docs[i].text), "near_dup", i))
     extra += [Doc(_spam(rng, w), "spam") for _ in range(int(shares["spam"] * n_docs))]
-    extra += [Doc(_boilerplate(rng, w), "boilerplate") for _ in range(int(shares["boilerplate"] * n_docs))]
+    extra += [
+        Doc(_boilerplate(rng, w), "boilerplate")
+        for _ in range(int(shares["boilerplate"] * n_docs))
+    ]
     for text in leaks or []:
         extra += [Doc(text, "leak")] * 3
     # Junk goes after the clean docs it copies, in random order, so `source` indices stay valid.
