@@ -189,9 +189,9 @@ def gpu_measurements(results: Path = RESULTS) -> tuple[dict, dict, dict]:
     """The last GPU measurements the repo holds: saved bytes by (dtype, dropout, checkpointing),
     step peaks by (dtype, checkpointing, first step), and the throughput script's run.
 
-    `memory-gpu.json` is the memory lab's `--preset gpu` output. The run on record predates the
-    dtype and peak grids: its rows are fp32 SDPA, and its one peak is the first step, fp32, dropout
-    0.1."""
+    `memory-gpu.json` is the memory lab's `--preset gpu` output (the tables show its SDPA rows; its
+    eager and math rows are checked by tests/test_gpu_results.py). An older run that holds one
+    fp32 first-step peak (`gpu_peak_bytes`) is read too."""
     run = json.loads((results / "memory-gpu.json").read_text())
     saved = {
         (r.get("dtype", "fp32"), r["dropout"], r["checkpointing"]): r["measured_bytes"]
