@@ -93,12 +93,14 @@ PAIRS = {
         "reward": error(
             1,
             "none of the 20 held-out rows can be used (20 longer than 128 tokens)",
-            "shorten them",
+            "shorten them, or use a model with a longer context (--max_length is already this "
+            "model's 128 tokens)",
         ),
         "dpo": error(
             1,
             "none of the 20 held-out rows can be used (20 with a prompt of 128 tokens or more)",
-            "shorten them",
+            "shorten them, or use a model with a longer context (--max_length is already this "
+            "model's 128 tokens)",
         ),
     },
     "pairs_08_hh_rlhf_text.jsonl": {

@@ -744,11 +744,18 @@ def fit_chats(tokenizer, max_length: int, rows: list[dict], source: str) -> Fit:
 
 
 def fit_pairs(
-    tokenizer, rows: list[dict], max_length: int, trainer: str, source: str, split: str
+    tokenizer,
+    rows: list[dict],
+    max_length: int,
+    trainer: str,
+    source: str,
+    split: str,
+    context: int | None = None,
 ) -> Fit:
     """The pairs `trainer` ("reward" or "dpo") uses. RewardTrainer drops a pair longer than
     `max_length`; DPOTrainer drops one whose prompt alone fills it and cuts the others. A pair with
-    chosen = rejected teaches nothing (its loss has no gradient), so it is left out too."""
+    chosen = rejected teaches nothing (its loss has no gradient), so it is left out too. `context`
+    (the model's, in tokens) only words the fix: --max_length cannot grow past it."""
     special_tokens(rows, tokenizer, source)
     fit = Fit()
     same, long = (
@@ -777,7 +784,12 @@ def fit_pairs(
         split,
         {
             same: "put the preferred reply in 'chosen' and the other in 'rejected'",
-            long: "shorten them, or raise --max_length (up to the model's context)",
+            long: (
+                "shorten them, or use a model with a longer context (--max_length is already "
+                f"this model's {context} tokens)"
+                if context is not None and max_length >= context
+                else "shorten them, or raise --max_length (up to the model's context)"
+            ),
         },
     )
 
@@ -828,7 +840,9 @@ def fit_splits(
             f"--max_length {max_length} is longer than the model's context ({context} tokens)"
         )
     fits = {
-        split: fit_pairs(tokenizer, rows, max_length, trainer, source, split.replace("_", "-"))
+        split: fit_pairs(
+            tokenizer, rows, max_length, trainer, source, split.replace("_", "-"), context
+        )
         for split, rows in (("training", train), ("held_out", heldout))
     }
     if steps:
