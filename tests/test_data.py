@@ -6,6 +6,7 @@ Cost: about 18 s (TRL trainers are built, never trained, on a 2-layer model)."""
 
 import gzip
 import json
+import re
 
 import pytest
 from datasets import Dataset
@@ -332,6 +333,27 @@ def test_files_gzip_json_array_bom_crlf(tmp_path):
         assert [r["messages"] for r in read_chats(str(tmp_path / name))] == [
             r["messages"] for r in rows
         ]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "tsv"])
+def test_table_files_say_how_to_convert_and_the_command_works(kind, tmp_path, monkeypatch):
+    """A Parquet (the Hub's format), CSV or TSV file is one line whose `datasets` command, run as
+    given, writes a JSON Lines file that then reads. Costs about a second."""
+    rows = [{"prompt": "Capital of Norland?", "completion": " Velmar."}] * 2
+    path = tmp_path / f"chats.{kind}"
+    table = Dataset.from_list(rows)
+    if kind == "parquet":
+        table.to_parquet(str(path))
+    else:
+        table.to_csv(str(path), index=False, sep="\t" if kind == "tsv" else ",")
+    line = refused(read_chats, str(path))
+    assert line.startswith(f"{path}: a {kind.upper() if kind != 'parquet' else 'Parquet'} file")
+    command = re.search(r'convert it with `python -c "(.*)"`$', line).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(command)  # what the reader pastes into a shell runs `python -c` on this text
+    assert [(r["prompt"], r["completion"]) for r in read_chats(str(tmp_path / "chats.jsonl"))] == [
+        ("Capital of Norland?", " Velmar.")
+    ] * 2
 
 
 @pytest.mark.parametrize(

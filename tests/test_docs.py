@@ -61,6 +61,34 @@ def test_every_fence_runs_or_says_why_not():
     assert not problems, "\n".join(problems)
 
 
+def test_pip_lines_pin_what_pyproject_pins():
+    """A reader in a GPU session installs with the pages' `pip install` lines, not `make install`
+    (Python 3.11 only). Each `name==version` they give is pyproject.toml's pin, and the labs
+    index's GPU check, which runs every lab, installs every runtime pin (trl 1.12.0 above all: the
+    last TRL with PPOTrainer). Costs well under a second."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = dict(re.match(r"([\w-]+)==([\w.]+)", d).groups() for d in deps)
+    problems, gpu_check = [], None
+    for path in markdown_files():
+        for lineno, label, body, _ in fences(path):
+            command = body.replace("\\\n", " ")
+            if label != "bash" or "pip install" not in command:
+                continue
+            given = dict(re.findall(r"([\w-]+)==([\w.]+)", command))
+            for name, version in given.items():
+                if pins.get(name, version) != version:
+                    problems.append(
+                        f"{path.relative_to(ROOT)}:{lineno}: {name}=={version}, "
+                        f"pyproject.toml pins {pins[name]}"
+                    )
+            if path == DOCS / "labs" / "index.md":
+                gpu_check = given
+    assert not problems, "\n".join(problems)
+    assert gpu_check == pins, "docs/labs/index.md's GPU check must install every pin"
+
+
 def included():
     files, sections = set(), set()
     for path in markdown_files():

@@ -204,6 +204,21 @@ def test_options_change_the_bytes_the_way_the_page_says():
     assert at(1024) - at(1024, use_cache=False) == 12 * 1024 * 2 * 768 * 2
 
 
+def test_what_to_try_checkpointing_gpt2_xl():
+    """memory.md, What to try: `estimate --model gpt2-xl --batch 8 --seq-len 1024`, then with
+    `--checkpointing`. The saved activations fall by more than 10x, the model states stay, and the
+    peak falls far less: it moves to the optimizer step, which the model states set."""
+    from lifecycle.memory import estimate_cli
+
+    flags = ["--model", "gpt2-xl", "--batch", "8", "--seq-len", "1024"]
+    full, ckpt = estimate_cli(flags), estimate_cli([*flags, "--checkpointing"])
+    assert full["activation_bytes"] > 10 * ckpt["activation_bytes"]
+    assert full["model_state_bytes_per_gpu"] == ckpt["model_state_bytes_per_gpu"]
+    assert full["peak_bytes"] / ckpt["peak_bytes"] < 3
+    assert (full["peak_phase"], ckpt["peak_phase"]) == ("backward start", "optimizer")
+    assert ckpt["model_state_bytes_per_gpu"] > ckpt["peak_bytes"] / 2
+
+
 PEAKS = [
     ("fp32", False, False),
     ("bf16", False, False),

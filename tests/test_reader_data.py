@@ -7,8 +7,9 @@ Most outcomes are checked in-process: the lab's own reading, split and fit calls
 trainer built (not trained) on what they return. Six outcomes run the lab script itself, to check
 the exit code, the single stderr line and the rows reported in metrics.json. Cost (measured on the
 shared 2-core machine, load average 7): about 10 s in-process, plus about 110 s wall (50 s CPU) for
-the six lab runs, with the pretrain, SFT, reward and PPO smoke stages from the session cache. The
-eleven CLI bad-input runs this replaced in tests/labs cost about 90 s.
+the six lab runs (the SFT run's model feeds a DPO run, as the page chains them), with the
+pretrain, SFT, reward and PPO smoke stages from the session cache. The eleven CLI bad-input runs
+this replaced in tests/labs cost about 90 s.
 """
 
 import json
@@ -92,12 +93,14 @@ PAIRS = {
         "reward": error(
             1,
             "none of the 20 held-out rows can be used (20 longer than 128 tokens)",
-            "shorten them",
+            "shorten them, or use a model with a longer context (--max_length is already this "
+            "model's 128 tokens)",
         ),
         "dpo": error(
             1,
             "none of the 20 held-out rows can be used (20 with a prompt of 128 tokens or more)",
-            "shorten them",
+            "shorten them, or use a model with a longer context (--max_length is already this "
+            "model's 128 tokens)",
         ),
     },
     "pairs_08_hh_rlhf_text.jsonl": {
@@ -259,19 +262,19 @@ def test_lab_stops_with_one_line(lab_name, file, tmp_path):
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-def test_sft_lab_trains_the_file_and_reports_its_rows(tmp_path):
-    proc = cli("sft", "sft_02_openai_weight0.jsonl", tmp_path, "--max_steps", "2")
+def test_sft_then_dpo_from_that_model_train_the_files_and_report_their_rows(tmp_path):
+    """The page's chain: SFT on your chats, then DPO on your pairs with `--model` set to the SFT
+    run's saved model (docs/labs/your-data.md). Each run reports the rows it trained."""
+    sft, dpo = tmp_path / "sft", tmp_path / "dpo"
+    proc = cli("sft", "sft_02_openai_weight0.jsonl", sft, "--max_steps", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    m = json.loads((sft / "out" / "metrics.json").read_text())
     assert (m["rows_in_file"], m["train_rows"]) == (4, 4)
-
-
-def test_dpo_lab_trains_the_file_and_reports_its_pairs(tmp_path):
-    proc = cli(
-        "dpo", "pairs_08_hh_rlhf_text.jsonl", tmp_path, "--max_steps", "2", "--betas", "0.1"
-    )
+    model = sft / "out" / "model"
+    flags = "--max_steps", "2", "--betas", "0.1", "--model", str(model)
+    proc = cli("dpo", "pairs_08_hh_rlhf_text.jsonl", dpo, *flags)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    m = json.loads((dpo / "out" / "metrics.json").read_text())
     assert (m["pairs_in_file"], m["train_pairs"], m["heldout_pairs"]) == (5, 4, 1)
 
 

@@ -24,7 +24,8 @@ and conversational (messages), plus three that map onto them without ambiguity:
 Refused by name: tool calls (`tools`, `tool_calls`, `tool` turns: our chat template has no tool
 format), prompt-only and unpaired (`label`) rows, pairs given to SFT and chats given to the pair
 labs, rows that mix formats, roles other than system/user/assistant, null or empty text, other
-encodings, and text that holds a special-token string such as `<|end|>`: the chat template is
+encodings, table files (Parquet, Arrow, CSV, TSV: the line gives the `datasets` command that
+converts them), and text that holds a special-token string such as `<|end|>`: the chat template is
 rendered into one string and tokenized whole (by TRL too), so that text would become the control
 token and could forge a turn.
 
@@ -92,6 +93,7 @@ def load_rows(path: str) -> list[dict]:
         raise bad(
             path, None, f"cannot read the file ({getattr(e, 'strerror', None) or e})"
         ) from None
+    not_json(raw, p)
     text = decode(raw, path)
     if not text.strip():
         raise bad(path, None, "the file is empty: no rows to train on")
@@ -119,6 +121,31 @@ def load_rows(path: str) -> list[dict]:
 
 
 # --8<-- [end:load]
+
+
+# Table formats readers download (the Hub serves Parquet) or export (spreadsheets): by magic bytes,
+# else by suffix. Each gets the `datasets` one-liner that turns it into JSON Lines.
+TABLES = [
+    ("Parquet", lambda raw, name: raw[:4] == b"PAR1", "parquet"),
+    ("Arrow", lambda raw, name: raw[:6] == b"ARROW1" or name.endswith(".arrow"), "arrow"),
+    ("CSV", lambda raw, name: name.endswith((".csv", ".csv.gz")), "csv"),
+    ("TSV", lambda raw, name: name.endswith((".tsv", ".tsv.gz")), "csv"),
+]
+
+
+def not_json(raw: bytes, p: Path) -> None:
+    """A Parquet, Arrow, CSV or TSV file is one line that says how to convert it to JSON Lines."""
+    for kind, match, builder in TABLES:
+        if match(raw, p.name.lower()):
+            extra = ", delimiter='\\t'" if kind == "TSV" else ""
+            out = p.with_name(p.name.split(".")[0] + ".jsonl")
+            raise bad(
+                str(p),
+                None,
+                f"a {kind} file: the labs read JSON Lines or JSON; convert it with `python -c "
+                f"\"import datasets; datasets.load_dataset('{builder}', data_files='{p}'{extra}, "
+                f"split='train').to_json('{out}')\"`",
+            )
 
 
 def decode(raw: bytes, path: str) -> str:
@@ -717,11 +744,18 @@ def fit_chats(tokenizer, max_length: int, rows: list[dict], source: str) -> Fit:
 
 
 def fit_pairs(
-    tokenizer, rows: list[dict], max_length: int, trainer: str, source: str, split: str
+    tokenizer,
+    rows: list[dict],
+    max_length: int,
+    trainer: str,
+    source: str,
+    split: str,
+    context: int | None = None,
 ) -> Fit:
     """The pairs `trainer` ("reward" or "dpo") uses. RewardTrainer drops a pair longer than
     `max_length`; DPOTrainer drops one whose prompt alone fills it and cuts the others. A pair with
-    chosen = rejected teaches nothing (its loss has no gradient), so it is left out too."""
+    chosen = rejected teaches nothing (its loss has no gradient), so it is left out too. `context`
+    (the model's, in tokens) only words the fix: --max_length cannot grow past it."""
     special_tokens(rows, tokenizer, source)
     fit = Fit()
     same, long = (
@@ -750,7 +784,12 @@ def fit_pairs(
         split,
         {
             same: "put the preferred reply in 'chosen' and the other in 'rejected'",
-            long: "shorten them, or raise --max_length (up to the model's context)",
+            long: (
+                "shorten them, or use a model with a longer context (--max_length is already "
+                f"this model's {context} tokens)"
+                if context is not None and max_length >= context
+                else "shorten them, or raise --max_length (up to the model's context)"
+            ),
         },
     )
 
@@ -801,7 +840,9 @@ def fit_splits(
             f"--max_length {max_length} is longer than the model's context ({context} tokens)"
         )
     fits = {
-        split: fit_pairs(tokenizer, rows, max_length, trainer, source, split.replace("_", "-"))
+        split: fit_pairs(
+            tokenizer, rows, max_length, trainer, source, split.replace("_", "-"), context
+        )
         for split, rows in (("training", train), ("held_out", heldout))
     }
     if steps:
