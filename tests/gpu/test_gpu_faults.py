@@ -181,3 +181,14 @@ def test_check_sh_prints_the_table(tmp_path):
     # memory trains without a Trainer: no number rather than a wrong one
     assert row["tokens_per_second"] is None
     assert (row["peak_gpu_bytes"] is None) == (not torch.cuda.is_available())
+
+
+def test_published_gpu_check_is_the_check_table():
+    """snippets/results/gpu-check.md is check.py's own table of the run in gpu-check.json (one
+    H200), not typed: rebuilt from the JSON it is the same text, and every lab it ran passed."""
+    results = json.loads((ROOT / "snippets" / "results" / "gpu-check.json").read_text())
+    text = (ROOT / "snippets" / "results" / "gpu-check.md").read_text()
+    assert check.table([check.Result(**r) for r in results]) in text
+    assert text.startswith("Checked on NVIDIA H200, ")
+    assert all(r["exit_code"] == 0 for r in results)
+    assert {r["lab"] for r in results} <= set(check.lab_names())
