@@ -131,3 +131,15 @@ def test_code_files_ruff_does_not_read_fit_the_line_length():
         if len(line) > width
     ]
     assert not long, "\n".join(long)
+
+
+def test_a_lab_over_250_lines_says_why():
+    """A lab reads top to bottom in one sitting: at most 250 lines (at ruff's 99 characters), or
+    its docstring says why it needs more."""
+    long = []
+    for path in sorted((ROOT / "code" / "labs").glob("*.py")):
+        text = path.read_text()
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if len(text.splitlines()) > 250 and "Longer than the 250 lines a lab aims for:" not in doc:
+            long.append(f"{path.name}: {len(text.splitlines())} lines, no reason in its docstring")
+    assert not long, "\n".join(long)

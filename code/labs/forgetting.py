@@ -10,6 +10,9 @@ on one task only (the domain slice), many steps at a high learning rate. A secon
 same steps on the same domain rows mixed with general data (web text and the other tasks' chats):
 replay. During both runs a callback measures domain perplexity, general held-out perplexity and the
 other tasks' accuracy. Writes `metrics.json`, `results.md` and `forgetting.png`.
+
+Longer than the 250 lines a lab aims for: two fine-tuning runs, a callback that measures three
+things while they train, and a three-panel plot of them.
 """
 
 import math

@@ -12,6 +12,10 @@ memory timeline on a CPU, `torch.cuda.max_memory_allocated` on a GPU). At `--gri
 every attention path (eager, SDPA, SDPA's math backend), dtype (fp32, bf16 autocast), dropout and
 checkpointing setting. Writes `metrics.json`, `results.md`, `activations.md`, `peaks.md`,
 `family.md`, `zero.md`, `breakdown.png`.
+
+Longer than the 250 lines a lab aims for: three checks (the static state, the bytes saved for
+backward in every setting, the peak of a step), each on a CPU or a GPU, and six tables in its
+report. The calculator they check lives in `lifecycle/memory.py`.
 """
 
 import gc

@@ -189,8 +189,8 @@ def gpu_measurements(results: Path = RESULTS) -> tuple[dict, dict, dict]:
     """The last GPU measurements the repo holds: saved bytes by (dtype, dropout, checkpointing),
     step peaks by (dtype, checkpointing, first step), and the throughput script's run.
 
-    `memory-gpu.json` is the memory lab's `--preset gpu` output (the tables show its SDPA rows; its
-    eager and math rows are checked by tests/test_gpu_results.py). An older run that holds one
+    `memory-gpu.json` is the memory lab's `--preset gpu` output (the tables show its SDPA rows; a
+    test checks its eager and math rows too). An older run that holds one
     fp32 first-step peak (`gpu_peak_bytes`) is read too."""
     run = json.loads((results / "memory-gpu.json").read_text())
     saved = {

@@ -34,7 +34,7 @@ def test_committed_lesson_results_meet_the_targets():
     m = json.loads((ROOT / "snippets" / "results" / "chat_template.json").read_text())
     assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.4
     assert m["format_rate_right_template"] - m["format_rate_no_template"] >= 0.4
-    # the pages: without the generation prompt the format survives far better than without a template
+    # the pages: without the generation prompt the format survives far better than with no template
     assert m["format_rate_no_generation_prompt"] - m["format_rate_no_template"] >= 0.3
 
 
