@@ -70,25 +70,27 @@ def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
 def kl_to_reference(policy, ref, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
                     batch_size: int = 32) -> float:
     """KL(π‖π_ref) per reply, in nats: the policy samples a reply to each held-out prompt (temperature 1),
-    and at every reply token we add the exact KL between the two next-token distributions."""
+    and at every reply token we add the exact KL between the two next-token distributions. The sampling
+    has its own seed and leaves the global random state as it was, so a check in the middle of training
+    does not change what training samples next."""
     policy.eval(), ref.eval()
-    torch.manual_seed(seed)
     total, n = 0.0, 0
-    for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
-        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
-                        add_special_tokens=False)
-        enc = enc.to(policy.device)
-        seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                              max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                              pad_token_id=tokenizer.pad_token_id)
-        mask = seq != tokenizer.pad_token_id
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        P = enc["input_ids"].shape[1]  # replies start here
-        logp = F.log_softmax(policy(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
-        logr = F.log_softmax(ref(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
-        per_token = (logp.exp() * (logp - logr)).sum(-1)  # KL of the next-token distributions
-        total += (per_token * mask[:, P:]).sum().item()  # reply tokens only, EOS included
-        n += seq.shape[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
+            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                            add_special_tokens=False).to(policy.device)
+            seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                  max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                                  pad_token_id=tokenizer.pad_token_id)
+            mask = seq != tokenizer.pad_token_id
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            P = enc["input_ids"].shape[1]  # replies start here
+            logp = F.log_softmax(policy(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+            logr = F.log_softmax(ref(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+            per_token = (logp.exp() * (logp - logr)).sum(-1)  # KL of the next-token distributions
+            total += (per_token * mask[:, P:]).sum().item()  # reply tokens only, EOS included
+            n += seq.shape[0]
     return total / n
 # --8<-- [end:kl]
 
@@ -100,6 +102,41 @@ def param_bytes(*models) -> int:
         for p in m.parameters():
             seen[p.data_ptr()] = p.numel() * p.element_size()
     return sum(seen.values())
+
+
+# --8<-- [start:memory]
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def model_memory(trainable: dict, frozen: dict, optimizer=None) -> list[dict]:
+    """What each model of a run holds, in bytes, counted from the tensors themselves.
+
+    `trainable` and `frozen` map a role ("policy", "value", "reference", "reward") to a module. Every
+    model holds its parameters. A trainable one also holds one gradient per parameter that requires grad
+    (autograd allocates it with the parameter's shape and dtype) and the optimizer's state for those
+    parameters, read from `optimizer.state` (AdamW: `exp_avg`, `exp_avg_sq` and a `step` counter). A
+    tensor shared by two roles (tied embeddings, one module in two roles) counts once, under the first.
+    Activations are not counted: they depend on batch and length (the memory lab measures them).
+    Returns one row per role: {model, trainable, parameter_bytes, gradient_bytes, optimizer_bytes, total_bytes}.
+    """
+    state = getattr(getattr(optimizer, "optimizer", optimizer), "state", {})  # accelerate wraps it in .optimizer
+    roles = [*((r, m, True) for r, m in trainable.items()), *((r, m, False) for r, m in frozen.items())]
+    seen, rows = set(), []
+    for role, module, trains in roles:
+        row = {"model": role, "trainable": trains, "parameter_bytes": 0, "gradient_bytes": 0, "optimizer_bytes": 0}
+        for p in module.parameters():
+            if p.data_ptr() in seen:
+                continue
+            seen.add(p.data_ptr())
+            row["parameter_bytes"] += _tensor_bytes(p)
+            if trains and p.requires_grad:
+                row["gradient_bytes"] += _tensor_bytes(p)
+                row["optimizer_bytes"] += sum(_tensor_bytes(v) for v in state.get(p, {}).values() if torch.is_tensor(v))
+        row["total_bytes"] = row["parameter_bytes"] + row["gradient_bytes"] + row["optimizer_bytes"]
+        rows.append(row)
+    return rows
+# --8<-- [end:memory]
 
 
 class TokenizedDPOTrainer(DPOTrainer):
