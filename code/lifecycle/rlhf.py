@@ -8,6 +8,7 @@ The same functions run on the tiny offline models and on the real `gpt2` (`gpu` 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
+from transformers import TrainerCallback
 from trl import DPOTrainer
 
 from .cli import LabError
@@ -178,3 +179,20 @@ def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str
         f"{METHODS[m]['lab']}.py --preset {preset}` first to fill its column (no lab runs another to fill this table)."
         for m, r in runs.items() if r is None]
     return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
+
+
+class Checkpoints(TrainerCallback):
+    """Calls `evaluate()` after the training steps listed in `steps` (PPO: one step = one rollout and its
+    updates) and keeps each result, with the step and episode, in `.rows`. The model is put back in
+    training mode afterwards; `evaluate` should leave the global random state alone (see `sample`)."""
+
+    def __init__(self, steps, evaluate):
+        self.steps, self.evaluate, self.rows = set(steps), evaluate, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps:
+            training = [m for m in (model,) if m is not None and m.training]
+            self.rows.append({"step": state.global_step, "episode": state.episode, **self.evaluate()})
+            for m in training:
+                m.train()
+        return control

@@ -38,7 +38,7 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
                  ("pretrain",)),
     "chat_template": Stage("Chat templates", "the same model with the right, missing and wrong template", ("sft",)),
     "forgetting": Stage("Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)),
-    "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
+    "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("sft",)),
     "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
     "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
