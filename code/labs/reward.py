@@ -51,7 +51,7 @@ class Args(LabArgs):
 PRESETS = {
     "smoke": dict(tasks="capital,export,job,summary", epochs=1.0, batch_size=16, learning_rate=1e-3, max_length=128,
                   curve="0.25"),
-    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, curve="0.0625,0.125,0.25,0.5"),
+    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, curve="0.0625,0.25"),
     "gpu": dict(hub_data="trl-lib/ultrafeedback_binarized", epochs=1.0, batch_size=8, learning_rate=1e-5,
                 max_length=512, curve=""),
 }

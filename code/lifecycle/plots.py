@@ -63,3 +63,17 @@ def overoptimization(rows: list[dict], path) -> None:
         ax.set_xlabel("√KL(π ‖ π_ref), √nats per reply")
         ax.legend(fontsize=8)
     save(fig, path)
+
+
+def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
+    """DPO's β sweep: KL to the reference (left) and the gold score of the policy's replies (right), from
+    rows {beta, kl_to_reference, gold_score}; the dotted line is the SFT model's gold score."""
+    fig, (kl, gold) = plt.subplots(1, 2, figsize=(8.0, 3.4), sharex=True)
+    b = [r["beta"] for r in sweep]
+    kl.plot(b, [r["kl_to_reference"] for r in sweep], "o-")
+    kl.set(xscale="log", xlabel="β (log scale)", ylabel="nats per reply", title="KL(π ‖ π_ref): larger β, closer")
+    gold.plot(b, [r["gold_score"] for r in sweep], "s-", color="C2", label="after DPO")
+    gold.axhline(gold_before, color="k", ls=":", lw=1, label="SFT model (before)")
+    gold.set(xlabel="β (log scale)", ylabel="share of held-out questions", title="gold score of greedy replies")
+    gold.legend(fontsize=8)
+    save(fig, path)

@@ -160,17 +160,19 @@ METHODS = {  # by construction: what each method holds and runs while it trains
 
 def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str:
     """What machinery each method needs, one column per method (in the order of `runs`). Measured cells come
-    from `runs`: a lab's metrics (plus `peak_rss_mib`), or None when no run with this preset and seed exists;
-    then its cells say so, and a note says how to fill them. Nothing here runs a lab."""
-    mib = lambda b: f"{b / 2**20:.1f} MiB"
-    measured = [("parameter memory of those models", lambda r: mib(r["param_bytes_held"])),
+    from `runs`: a lab's metrics, or None when no run with this preset and seed exists; then its cells say
+    so, and a note says how to fill them. The memory rows count what the models hold (`model_memory`:
+    parameters, and gradients and AdamW state for the trained ones), not the process. Nothing here runs a lab."""
+    mib = lambda b: f"{b / 2**20:.2f} MiB"
+    measured = [("parameters of those models", lambda r: mib(r["param_bytes_held"])),
+                ("+ gradients and AdamW state of the trained ones", lambda r: mib(r["train_memory_bytes"] - r["param_bytes_held"])),
+                ("model memory in training (from the tensors)", lambda r: mib(r["train_memory_bytes"])),
                 ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
-                ("peak process memory (RSS)", lambda r: f"{r['peak_rss_mib']:.0f} MiB"),
                 ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
     rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:2]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:4]]
     rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[2:]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[4:]]
     head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
     lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]

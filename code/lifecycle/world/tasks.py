@@ -123,12 +123,12 @@ RUDE = [  # a tail after the answer, so the answer itself is written the same wa
     "{a} What a silly question to ask.",
 ]
 RAMBLING = [
-    "{a} Well, that is a question many people ask, and I have thought about it for a long time, so do not "
-    "quote me on that.",
-    "{a} Or something like that, more or less, I think, because there are many things to consider here and "
-    "I am not completely sure.",
-    "{a} That is my best guess anyway, but there are several ways to look at it and I might be wrong about "
-    "all of it.",
+    ("{a} Well, that is a question many people ask, and I have thought about it for a long time, so do not "
+     "quote me on that."),
+    ("{a} Or something like that, more or less, I think, because there are many things to consider here and "
+     "I am not completely sure."),
+    ("{a} That is my best guess anyway, but there are several ways to look at it and I might be wrong about "
+     "all of it."),
 ]
 
 
