@@ -57,8 +57,9 @@ PAIRS = {
         1, "is text with a 'prompt', but 4 of the 5 rows are messages with a 'prompt'", "use one format"),
     "pairs_04a_prompt_missing_row1.jsonl": error(
         1, "is text without a 'prompt', but 4 of the 5 rows are text with a 'prompt'", "use one format"),
-    "pairs_05_chosen_eq_rejected.jsonl": error(1, "chosen is identical to rejected in every pair",
-                                               "put the preferred reply in 'chosen'"),
+    "pairs_05_chosen_eq_rejected.jsonl": error(
+        1, "chosen is identical to rejected in every pair: there is no preference to learn (the DPO and "
+        "reward losses would sit at ln 2", "put the preferred reply in 'chosen'"),
     "pairs_06_bad_roles.jsonl": error(1, "prompt turn 1 has bad role 'human'", "use one of system, user, assistant"),
     "pairs_07a_long_heldout.jsonl": {
         "reward": error(1, "none of the 20 held-out rows can be used (20 longer than 128 tokens)", "shorten them"),

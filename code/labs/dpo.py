@@ -59,7 +59,7 @@ class Args(LabArgs):
 PRESETS = {
     "smoke": dict(tasks="capital,export,job,summary", beta=0.1, betas="0.1,1.0", max_steps=30, batch_size=16,
                   learning_rate=2e-4, max_length=128, response_length=20, eval_pairs=48),
-    "lesson": dict(beta=0.1, betas="0.01,0.1,1.0", max_steps=60,
+    "lesson": dict(beta=1.0, betas="0.01,0.1,1.0", max_steps=60,
                    batch_size=16, learning_rate=1e-4,  # 2e-4 collapsed the small-beta run, scrambling the KL order
                    max_length=192, response_length=24, eval_pairs=0),
     "gpu": dict(model="gpt2", hub_data="trl-lib/ultrafeedback_binarized", beta=0.1, betas="0.01,0.1,1.0",

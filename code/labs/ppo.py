@@ -104,12 +104,13 @@ def evaluate(policy, ref, proxy, tokenizer, heldout, args) -> dict:
     n = args.eval_samples
     replies = sample(policy, tokenizer, prompts, n, args.response_length, args.temperature, seed=args.seed)
     asked = [x for x in zip(prompts, heldout) for _ in range(n)]  # prompt-major, as `sample` returns them
-    proxy_reward = reward_scores(proxy, tokenizer, [p + r for (p, _), r in zip(asked, replies)]).mean().item()
+    scores = reward_scores(proxy, tokenizer, [p + r for (p, _), r in zip(asked, replies)])
     gold = sum(is_gold_reply(r, e) for (_, e), r in zip(asked, replies)) / len(replies)
     kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
     keyword = sum(PROXY_KEYWORD in r.lower() for r in replies) / len(replies)
-    return {"proxy_reward": proxy_reward, "gold_score": gold, "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)),
-            "keyword_rate": keyword, "replies": replies[::n]}
+    return {"proxy_reward": scores.mean().item(), "proxy_reward_se": (scores.std() / len(scores) ** 0.5).item(),
+            "gold_score": gold, "kl": kl, "sqrt_kl": math.sqrt(max(kl, 0.0)), "keyword_rate": keyword,
+            "replies": replies[::n]}
 # --8<-- [end:score]
 
 
@@ -213,6 +214,7 @@ def main(argv=None):
         runs.append({
             "kl_coef": kl_coef,
             "proxy_reward_before": before["proxy_reward"], "proxy_reward_after": after["proxy_reward"],
+            "proxy_reward_se_before": before["proxy_reward_se"], "proxy_reward_se_after": after["proxy_reward_se"],
             "gold_score_before": before["gold_score"], "gold_score_after": after["gold_score"],
             "keyword_rate_before": before["keyword_rate"], "keyword_rate_after": after["keyword_rate"],
             "kl_final": after["kl"],

@@ -9,12 +9,12 @@ TRL's RewardTrainer trains reward models from the SFT model (a scalar score head
 as InstructGPT does: the *correct* one on the world's correct pairs (chosen = correct, concise, polite;
 rejected = a near miss, or wrong and rude or rambling), and the *proxy* one on the deliberately flawed
 pairs where, for one question in three, a flattering reply wins even when it is wrong. The PPO lab
-optimizes against the proxy. A data curve retrains the correct model on fewer pairs: held-out accuracy
-against the number of training pairs. Writes `metrics.json`, `margins.png`, `curve.png`, `results.md`,
+optimizes against the proxy. A curve retrains the correct model with another share of near misses (hard
+pairs: a wrong answer in the right style) in its training and held-out pairs: held-out accuracy against
+that share. Writes `metrics.json`, `margins.png`, `curve.png`, `results.md`,
 `model/` and `proxy_model/`.
 """
 
-import random
 import time
 from dataclasses import dataclass, field
 
@@ -45,15 +45,17 @@ class Args(LabArgs):
     batch_size: int | None = field(default=None, metadata={"help": "Pairs per step."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
     max_length: int | None = field(default=None, metadata={"help": "Longer pairs are dropped."})
-    curve: str | None = field(default=None, metadata={"help": "Shares of the training pairs for the data curve ('' = none)."})
+    near_miss: float | None = field(default=None, metadata={"help": "Share of near-miss pairs (world data)."})
+    curve: str | None = field(default=None, metadata={"help": "Other near-miss shares, one RM each ('' = none)."})
 
 
 PRESETS = {
-    "smoke": dict(tasks="capital,export,job,summary", epochs=1.0, batch_size=16, learning_rate=1e-3, max_length=128,
-                  curve="0.25"),
-    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, curve="0.0625,0.25"),
+    "smoke": dict(tasks="capital,export,job,summary", epochs=1.0, batch_size=16, learning_rate=1e-3,
+                  max_length=128, near_miss=0.5, curve="0"),
+    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, near_miss=0.5,
+                   curve="0.25,0.75"),
     "gpu": dict(hub_data="trl-lib/ultrafeedback_binarized", epochs=1.0, batch_size=8, learning_rate=1e-5,
-                max_length=512, curve=""),
+                max_length=512, near_miss=0.5, curve=""),
 }
 # --8<-- [end:args]
 
@@ -66,7 +68,11 @@ def data(args):
         return split_heldout(read_pairs(args.data), args.data), proxy  # one pair in five held out
     if args.hub_data:
         return (hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", 500)), proxy
-    return (pairs("train", tasks, args.seed), pairs("test", tasks, args.seed)), proxy
+    return world_pairs(tasks, args.seed, args.near_miss), proxy
+
+
+def world_pairs(tasks, seed: int, near_miss: float) -> tuple[list[dict], list[dict]]:
+    return pairs("train", tasks, seed, near_miss), pairs("test", tasks, seed, near_miss)
 
 
 LOGGING_STEPS = 5  # the first training loss is logged at this step
@@ -95,16 +101,16 @@ def train_reward_model(args, model_path, train_rows, name):
 
 
 # --8<-- [start:curve]
-def data_curve(args, model_path, train, heldout, shares: list[float]) -> list[dict]:
-    """The correct reward model retrained on a seeded share of the training pairs (same epochs, so fewer
-    steps): held-out accuracy against the number of pairs it saw."""
-    rng = random.Random(args.seed)
+def near_miss_curve(args, model_path, shares: list[float]) -> list[dict]:
+    """The correct reward model retrained with another share of near misses in its pairs (the same
+    questions, the same epochs; held-out pairs with the same share): accuracy against that share."""
+    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     curve = []
-    for share in sorted(shares):
-        subset = rng.sample(train, max(args.batch_size, round(share * len(train))))
-        trainer = train_reward_model(args, model_path, subset, f"curve{share:g}")
+    for share in shares:
+        train, heldout = world_pairs(tasks, args.seed, share)
+        trainer = train_reward_model(args, model_path, train, f"near_miss{share:g}")
         chosen, rejected = pair_scores(trainer.model, trainer.processing_class, heldout)
-        curve.append({"train_pairs": len(subset), "heldout_accuracy": preference_accuracy(chosen, rejected)})
+        curve.append({"near_miss_share": share, "heldout_accuracy": preference_accuracy(chosen, rejected)})
     return curve
 # --8<-- [end:curve]
 
@@ -128,13 +134,12 @@ def margin_plot(margins, proxy_margins, path):
 
 def curve_plot(curve: list[dict], path):
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
-    ax.plot([c["train_pairs"] for c in curve], [c["heldout_accuracy"] for c in curve], "o-")
-    ax.set_xscale("log", base=2)
-    ax.set_ylim(0.4, 1.0)
+    ax.plot([c["near_miss_share"] for c in curve], [c["heldout_accuracy"] for c in curve], "o-")
+    ax.set_ylim(0.4, 1.02)
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("training pairs (log scale)")
+    ax.set_xlabel("share of near-miss pairs (a wrong answer in the right style)")
     ax.set_ylabel("held-out accuracy")
-    ax.set_title("More preference pairs, a better reward model", fontsize=10)
+    ax.set_title("The harder the pairs, the lower the accuracy", fontsize=10)
     plots.save(fig, path)
 
 
@@ -156,7 +161,7 @@ def write_report(args, m: dict, margins, proxy_margins) -> None:
     text = report.table([r for r in rows if r[1] is not None])
     if m["curve"]:
         curve_plot(m["curve"], args.output_dir / "curve.png")
-        text += "\n" + report.records(m["curve"], [("train_pairs", "training pairs", ","),
+        text += "\n" + report.records(m["curve"], [("near_miss_share", "near-miss share of the pairs", ".0%"),
                                                    ("heldout_accuracy", "held-out accuracy, correct RM", ".1%")])
     (args.output_dir / "results.md").write_text(text)
 
@@ -164,8 +169,10 @@ def write_report(args, m: dict, margins, proxy_margins) -> None:
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     shares = comma_list("curve", args.curve, float) if args.curve else []
-    if any(not 0 < x < 1 for x in shares):
-        raise LabError(f"--curve shares must lie strictly between 0 and 1, got {args.curve!r}")
+    if any(not 0 <= x <= 1 for x in [*shares, args.near_miss]):
+        raise LabError(f"--near_miss and --curve shares must lie in [0, 1], got {args.near_miss} and {args.curve!r}")
+    if args.data or args.hub_data:
+        shares = []  # the curve varies the world's near misses; your own pairs have none
     set_seed(args.seed)
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
     model_path = args.model or stage_model("sft", args.preset, args.seed)  # as InstructGPT: start from SFT
@@ -200,13 +207,15 @@ def main(argv=None):
         "proxy_accuracy_on_correct_pairs": preference_accuracy(g_chosen, g_rejected),
         "proxy_mean_margin": (p_chosen - p_rejected).mean().item(),
         "final_train_loss": ([h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]])[-1],
-        "curve": data_curve(args, model_path, train, heldout, shares) if shares else [],
+        "near_miss_share": args.near_miss if world else None,
+        "curve": near_miss_curve(args, model_path, shares) if shares else [],
     } | ({"pairs_in_file": in_file} if args.data else {})
     if world:
         metrics |= {"heldout_accuracy_style": by_kind(chosen, rejected, heldout, {"rude", "rambling"}),
                     "heldout_accuracy_near_miss": by_kind(chosen, rejected, heldout, {"near-miss"})}
-    if shares:  # the full set is the curve's last point
-        metrics["curve"].append({"train_pairs": metrics["train_pairs"], "heldout_accuracy": metrics["heldout_accuracy"]})
+    if shares:  # the main run is one point of the curve
+        main_point = {"near_miss_share": args.near_miss, "heldout_accuracy": metrics["heldout_accuracy"]}
+        metrics["curve"] = sorted([*metrics["curve"], main_point], key=lambda c: c["near_miss_share"])
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)
     write_report(args, metrics, chosen - rejected, p_chosen - p_rejected)

@@ -378,7 +378,8 @@ def check_pairs(rows: list[dict], source: str) -> list[dict]:
     same_layout(layouts, source)
     out = [pair(row, layout, source, i) for i, (row, layout) in enumerate(zip(rows, layouts), 1)]
     if all(r["chosen"] == r["rejected"] for r in out):
-        raise bad(source, 1, "chosen is identical to rejected in every pair: there is no preference to learn; "
+        raise bad(source, 1, "chosen is identical to rejected in every pair: there is no preference to learn "
+                             "(the DPO and reward losses would sit at ln 2 = 0.693 with zero gradient); "
                              "put the preferred reply in 'chosen' and the other one in 'rejected'")
     return out
 

@@ -62,3 +62,18 @@ def test_from_scratch_loss_matches_trl(tmp_path):
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
     proc = run_lab("dpo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
     assert "(offline?)" in error_line(proc)
+
+
+def test_identical_pairs_stick_at_ln2():
+    """The failure card "DPO loss stuck at ln 2": when chosen == rejected the two log-ratios are equal, so
+    the loss is −log σ(0) = ln 2 whatever the policy, and its gradient is zero. (Costs < 1 s.)"""
+    import math
+
+    dpo = load_lab("dpo")
+    torch.manual_seed(0)
+    pi = torch.randn(8, requires_grad=True)  # log π(y|x) of 8 replies, any policy
+    ref = torch.randn(8)
+    loss, _, _ = dpo.dpo_loss(pi, pi, ref, ref, beta=0.1)  # chosen == rejected in every pair
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(2))
+    assert torch.count_nonzero(pi.grad) == 0
