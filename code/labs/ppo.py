@@ -63,7 +63,7 @@ PRESETS = {
     "smoke": dict(kl_coefs="0,1", tuned_kl_coef=1.0, episodes=256, batch_size=16, mini_batches=2, ppo_epochs=2,
                   learning_rate=2e-4, response_length=20, temperature=1.0, missing_eos_penalty=3.0, reward_scale=1.0,
                   tasks="summary", eval_samples=1, checkpoints="2,8,16"),
-    "lesson": dict(kl_coefs="0,0.3,1", tuned_kl_coef=1.0, episodes=768, batch_size=16, mini_batches=2, ppo_epochs=2,
+    "lesson": dict(kl_coefs="0,1", tuned_kl_coef=1.0, episodes=768, batch_size=16, mini_batches=2, ppo_epochs=2,
                    learning_rate=1e-4, response_length=24, temperature=1.0, missing_eos_penalty=3.0, reward_scale=1.0,
                    tasks="summary", eval_samples=2, checkpoints="1,2,4,8,16,32,48"),
     "gpu": dict(kl_coefs="0,0.3,1", tuned_kl_coef=1.0, episodes=2048, batch_size=32, mini_batches=4, ppo_epochs=2,
@@ -174,10 +174,15 @@ def write_report(args, m: dict, curves: dict, heldout, samples: dict) -> None:
     plots.overoptimization(m["overoptimization"], args.output_dir / "overoptimization.png")
     training_curves(curves, args.output_dir / "training.png")
     before = m["runs"][0]
-    (args.output_dir / "results.md").write_text(report.records(m["runs"], [
+    rows = [r | {"proxy_gain": r["proxy_reward_after"] - r["proxy_reward_before"],
+                 "proxy_gain_se": (r["proxy_reward_se_before"] ** 2 + r["proxy_reward_se_after"] ** 2) ** 0.5}
+            for r in m["runs"]]
+    (args.output_dir / "results.md").write_text(report.records(rows, [
         ("kl_coef", "KL coefficient β", "g"),
         ("kl_final", "KL to reference (nats/reply)", ".2f"),
         ("proxy_reward_after", "proxy reward", ".2f"),
+        ("proxy_gain", "proxy gain", "+.2f"),
+        ("proxy_gain_se", "± its standard error", ".2f"),
         ("gold_score_after", "gold score", ".0%"),
         ("keyword_rate_after", f"replies with “{PROXY_KEYWORD}”", ".0%"),
     ]) + f"\nBefore PPO (the SFT model): proxy reward {before['proxy_reward_before']:.2f}, gold score "

@@ -56,8 +56,8 @@ class Args(LabArgs):
 PRESETS = {
     "smoke": dict(max_steps=120, batch_size=16, learning_rate=3e-3, train_examples=200, noisy_examples=800,
                   noise_share=0.6, hack_share=0.05, style_share=0.2, text_share=0.1, max_new_tokens=24),
-    "lesson": dict(max_steps=300, batch_size=16, learning_rate=3e-3, train_examples=500, noisy_examples=1000,
-                   noise_share=0.6, hack_share=0.02, style_share=0.2, text_share=0.1, max_new_tokens=32),
+    "lesson": dict(max_steps=400, batch_size=16, learning_rate=3e-3, train_examples=500, noisy_examples=1000,
+                   noise_share=0.6, hack_share=0.05, style_share=0.2, text_share=0.1, max_new_tokens=32),
     "gpu": dict(model="gpt2", dataset="trl-lib/Capybara", max_steps=500, batch_size=8, learning_rate=2e-5,
                 train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, style_share=0.0,
                 text_share=0.0, max_new_tokens=48),

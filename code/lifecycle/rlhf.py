@@ -167,12 +167,13 @@ def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str
     measured = [("parameters of those models", lambda r: mib(r["param_bytes_held"])),
                 ("+ gradients and AdamW state of the trained ones", lambda r: mib(r["train_memory_bytes"] - r["param_bytes_held"])),
                 ("model memory in training (from the tensors)", lambda r: mib(r["train_memory_bytes"])),
+                ("… by model", lambda r: " + ".join(f"{x['model']} {mib(x['total_bytes'])}" for x in r["memory"])),
                 ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
                 ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
     rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:4]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:5]]
     rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[4:]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[5:]]
     head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
     lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
