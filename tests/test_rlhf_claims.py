@@ -7,9 +7,14 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT
-from lifecycle.robustness import CLAIMS, HEADLINES, failures, proxy_gain_in_se, seeds_line
+from lifecycle.robustness import (
+    CLAIMS,
+    HEADLINES,
+    failures,
+    proxy_gain_in_se,
+    seeds_line,
+)
 
 RESULTS = ROOT / "snippets" / "results"
 DOCS = ROOT / "docs"
@@ -52,7 +57,9 @@ def test_dpo_page_picks_the_lab_beta():
     m = published("dpo")
     text = (DOCS / "labs" / "dpo.md").read_text()
     picked = re.search(r"Which β we would pick: the largest of the sweep, β = ([0-9.]+)", text)
-    assert picked and float(picked.group(1)) == m["beta"] == max(r["beta"] for r in m["beta_sweep"])
+    assert picked and float(picked.group(1)) == m["beta"] == max(
+        r["beta"] for r in m["beta_sweep"]
+    )
 
 
 def test_reward_page_range_matches_the_result():

@@ -3,7 +3,7 @@
     python code/labs/ppo.py --output_dir runs/ppo                  # lesson preset, a few CPU minutes
     python code/labs/ppo.py --output_dir runs/ppo --preset smoke   # seconds
     python code/labs/ppo.py --output_dir runs/ppo --preset gpu     # real gpt2 (SFT and reward stages on gpt2)
-    python code/labs/ppo.py --output_dir runs/ppo --kl_coefs 0,0.01,0.1,0.5   # your own sweep
+    python code/labs/ppo.py --output_dir runs/ppo --kl_coefs 0,0.3,1,3 --tuned_kl_coef 1   # your own sweep
 
 TRL 1.12's `trl.experimental.ppo.PPOTrainer` fine-tunes the SFT model against the *proxy* reward model from
 the reward lab: it prefers polite, concise replies, and over-values flattery ("Wonderful question,
@@ -164,8 +164,7 @@ def training_curves(curves: dict[float, list[dict]], path) -> None:
     a.set_title("proxy score per rollout (what PPO maximizes)", fontsize=9)
     b.set_title("TRL's logged KL per rollout (one batch)", fontsize=9)
     for ax in (a, b):
-        ax.set_xlabel("episodes (sampled replies)")
-        ax.legend(fontsize=8)
+        ax.set(xlabel="episodes (sampled replies)"), ax.legend(fontsize=8)
     plots.save(fig, path)
 
 
@@ -220,17 +219,15 @@ def main(argv=None):
             "kl_coef": kl_coef,
             "proxy_reward_before": before["proxy_reward"], "proxy_reward_after": after["proxy_reward"],
             "proxy_reward_se_before": before["proxy_reward_se"], "proxy_reward_se_after": after["proxy_reward_se"],
-            "gold_score_before": before["gold_score"], "gold_score_after": after["gold_score"],
+            "gold_score_before": before["gold_score"], "gold_score_after": after["gold_score"], "kl_final": after["kl"],
             "keyword_rate_before": before["keyword_rate"], "keyword_rate_after": after["keyword_rate"],
-            "kl_final": after["kl"],
         })
         keep = ("step", "episode", "sqrt_kl", "proxy_reward", "gold_score", "keyword_rate")
         curve += [{"kl_coef": kl_coef, **{k: r[k] for k in keep}} for r in [{"step": 0, "episode": 0, **before}, *rows]]
         curves[kl_coef] = [h for h in history if "objective/scores" in h]
         samples[f"kl_coef = {kl_coef:g}"] = after["replies"]
 
-    tuned = next(r for r in runs if r["kl_coef"] == args.tuned_kl_coef)
-    free = next((r for r in runs if r["kl_coef"] == 0), None)
+    tuned, free = (next((r for r in runs if r["kl_coef"] == c), None) for c in (args.tuned_kl_coef, 0))
     metrics = {
         "runs": runs,
         "overoptimization": curve,
@@ -244,8 +241,7 @@ def main(argv=None):
         "eval_prompts": len(heldout),
         "wall_seconds": time.perf_counter() - start,
     }
-    write_metrics(args.output_dir, metrics)
-    write_peak_rss(args.output_dir)  # memory.json: it varies by run
+    write_metrics(args.output_dir, metrics), write_peak_rss(args.output_dir)  # memory.json: varies by run
     write_report(args, metrics, curves, heldout, samples)
     return metrics
 

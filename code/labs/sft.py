@@ -221,10 +221,8 @@ def main(argv=None):
     tokenizer.save_pretrained(args.output_dir / "model")
 
     metrics = {
-        "format_rate_before": before["format_rate"],
-        "format_rate_after": after["format_rate"],
-        "task_accuracy_before": before["task_accuracy"],
-        "task_accuracy_after": after["task_accuracy"],
+        "format_rate_before": before["format_rate"], "format_rate_after": after["format_rate"],
+        "task_accuracy_before": before["task_accuracy"], "task_accuracy_after": after["task_accuracy"],
         "keyword_rate_after": sum(PROXY_KEYWORD in r.lower() for r in replies_after) / len(test),
         "train_rows": rows_trained(trainer),
         "test_questions": len(test),
@@ -238,12 +236,8 @@ def main(argv=None):
                                 style=args.style_share, seed=args.seed + 1)
         sft(noisy_model, tokenizer, noisy_rows, args, args.output_dir / "trainer-noisy")  # same steps, same batch
         noisy, _ = evaluate(noisy_model, tokenizer, test, args)
-        metrics |= {
-            "task_accuracy_clean_small": after["task_accuracy"],
-            "task_accuracy_noisy_large": noisy["task_accuracy"],
-            "format_rate_noisy_large": noisy["format_rate"],
-            "noisy_rows": len(noisy_rows),
-        }
+        metrics |= {"task_accuracy_clean_small": after["task_accuracy"], "noisy_rows": len(noisy_rows),
+                    "task_accuracy_noisy_large": noisy["task_accuracy"], "format_rate_noisy_large": noisy["format_rate"]}
     # --8<-- [end:noisy]
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)

@@ -50,7 +50,7 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
     "sft": [
         (
             "SFT teaches the format",
-            lambda m: m["format_rate_after"] >= 0.9 >= 0.2 >= m["format_rate_before"],
+            lambda m: m["format_rate_after"] >= 0.9 and m["format_rate_before"] <= 0.2,
         ),
         (
             "SFT answers more held-out questions",
