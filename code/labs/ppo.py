@@ -65,7 +65,7 @@ PRESETS = {
                   tasks="summary", eval_samples=1, checkpoints="2,8,16"),
     "lesson": dict(kl_coefs="0,1", tuned_kl_coef=1.0, episodes=768, batch_size=16, mini_batches=2, ppo_epochs=2,
                    learning_rate=1e-4, response_length=24, temperature=1.0, missing_eos_penalty=3.0, reward_scale=1.0,
-                   tasks="summary", eval_samples=2, checkpoints="1,2,4,8,16,32,48"),
+                   tasks="summary", eval_samples=4, checkpoints="2,4,8,16,32,48"),
     "gpu": dict(kl_coefs="0,0.3,1", tuned_kl_coef=1.0, episodes=2048, batch_size=32, mini_batches=4, ppo_epochs=2,
                 learning_rate=1e-5, response_length=32, temperature=1.0, missing_eos_penalty=3.0, reward_scale=1.0,
                 tasks="summary", eval_samples=2, checkpoints="2,8,16,32,64"),
