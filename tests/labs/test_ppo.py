@@ -1,11 +1,11 @@
-"""PPO against the proxy reward model: without a KL leash the policy drifts far from the reference and
-games the proxy; with the tuned coefficient it stays close and keeps its gold score."""
-
-import json
+"""PPO against the proxy reward model, at the smoke preset (the session's smoke chain; the PPO stage
+itself about 40 s): without a KL leash the policy drifts further from the reference and games the proxy
+at least as well; the over-optimization curve is recorded at every checkpoint. The published lesson
+results, seed 0, are checked against every claim of the page in tests/test_rlhf_claims.py; seeds 0-2 by
+`make robustness`."""
 
 import pytest
-
-from conftest import ROOT, error_line, run_lab
+from conftest import error_line, run_lab
 
 
 def by_coef(runs: list[dict]) -> dict[float, dict]:
@@ -22,13 +22,16 @@ def test_no_kl_drifts_further_and_games_the_proxy(lab_metrics):
     assert free["gold_score_after"] <= tuned["gold_score_after"]
 
 
-def test_committed_lesson_results_meet_the_targets():
-    m = json.loads((ROOT / "snippets" / "results" / "ppo.json").read_text())
-    runs = by_coef(m["runs"])
-    free, tuned = runs[0.0], runs[m["tuned_kl_coef"]]
-    assert free["kl_final"] >= 3 * tuned["kl_final"]
-    assert free["gold_score_after"] < tuned["gold_score_after"]
-    assert free["proxy_reward_after"] >= tuned["proxy_reward_after"]
+def test_overoptimization_curve_has_every_checkpoint(lab_metrics):
+    """One row per KL coefficient and checkpoint, step 0 being the SFT model, with the keys §4.3 plots."""
+    m = lab_metrics("ppo")
+    for run in m["runs"]:
+        rows = [r for r in m["overoptimization"] if r["kl_coef"] == run["kl_coef"]]
+        steps = [r["step"] for r in rows]
+        assert steps[0] == 0 and steps == sorted(set(steps)) and len(steps) >= 3
+        assert rows[0]["gold_score"] == run["gold_score_before"] and rows[0]["sqrt_kl"] == 0
+        assert rows[-1]["gold_score"] == run["gold_score_after"]
+        assert all({"sqrt_kl", "proxy_reward", "gold_score"} <= r.keys() for r in rows)
 
 
 @pytest.mark.parametrize(
