@@ -127,7 +127,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
                              args=SFTConfig(**common, activation_checkpointing=False))
         assert sft.rows_trained(trainer) == outcome["train"]
         trained = [tokenizer.decode([t for t in row["labels"] if t != -100]) for row in trainer.train_dataset]
-        assert trained == [reply + END for reply in outcome["trained"]]
+        assert trained == [" " + reply + END for reply in outcome["trained"]]  # reply opens with a space
         return
     args, train, heldout = run()
     tokenizer, _ = model_context(base)
@@ -138,7 +138,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
                              processing_class=tokenizer, train_dataset=pair_dataset(train))
         first = trainer.train_dataset[0]
         assert tokenizer.decode(first["prompt_ids"]) == f"<|user|>{outcome['prompt']}{END}<|assistant|>"
-        assert tokenizer.decode(first["chosen_ids"]) == "Tarsk exports copper." + END
+        assert tokenizer.decode(first["chosen_ids"]) == " Tarsk exports copper." + END  # reply opens with a space
     else:
         from transformers import GPT2ForSequenceClassification
 
@@ -148,7 +148,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
                                 args=RewardConfig(**common, gradient_checkpointing=False, max_length=args.max_length),
                                 train_dataset=pair_dataset(train))
         assert tokenizer.decode(trainer.train_dataset[0]["chosen_ids"]) == \
-            f"<|user|>{outcome['prompt']}{END}<|assistant|>Tarsk exports copper.{END}"
+            f"<|user|>{outcome['prompt']}{END}<|assistant|> Tarsk exports copper.{END}"
     assert len(trainer.train_dataset) == outcome["train"]  # nothing more dropped by the trainer's own filter
 
 
