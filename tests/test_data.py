@@ -109,14 +109,14 @@ def test_weight_0_turn_is_not_trained(tok):
     (row,) = check_chats([{"messages": chat}], "rows")
     enc = chat_row(tok, row)
     trained = tok.decode([i for i, m in zip(enc["input_ids"], enc["assistant_masks"]) if m])
-    assert trained == "Velmar.<|end|>"
+    assert trained == " Velmar.<|end|>"  # the template opens every reply with a space
     unweighted = chat_row(
         tok, {"messages": [{k: v for k, v in t.items() if k != "weight"} for t in chat]}
     )
     assert unweighted["input_ids"] == enc["input_ids"]
     assert (
         tok.decode([i for i, m in zip(enc["input_ids"], unweighted["assistant_masks"]) if m])
-        == "Orla, obviously.<|end|>Velmar.<|end|>"
+        == " Orla, obviously.<|end|> Velmar.<|end|>"
     )
 
 

@@ -84,7 +84,10 @@ PAIRS = {
         "use one format",
     ),
     "pairs_05_chosen_eq_rejected.jsonl": error(
-        1, "chosen is identical to rejected in every pair", "put the preferred reply in 'chosen'"
+        1,
+        "chosen is identical to rejected in every pair: there is no preference to learn (the DPO "
+        "and reward losses would sit at ln 2",
+        "put the preferred reply in 'chosen'",
     ),
     "pairs_06_bad_roles.jsonl": error(
         1, "prompt turn 1 has bad role 'human'", "use one of system, user, assistant"

@@ -6,15 +6,15 @@
     python code/labs/dpo.py --output_dir runs/dpo --data my_pairs.jsonl   # your own pairs
 
 TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = correct, concise, polite;
-rejected = wrong, and rude or rambling), once per β. Each run reports the implicit-reward accuracy on
-held-out pairs and the KL to the reference on held-out prompts. A from-scratch DPO loss (the `loss`
+rejected = a near miss, or wrong and rude or rambling), once per β. Each run reports the implicit-reward
+accuracy on held-out pairs, the KL to the reference on held-out prompts, and what DPO is for: the gold score
+and format rate of the policy's own (greedy) replies to held-out questions. A from-scratch DPO loss (the `loss`
 section) is checked against TRL's in the tests. The pairs are tokenized once and reused for every β. The
 "what machinery disappears" table compares this lab's measured memory with the PPO lab's, when a PPO run with
 the same preset and seed is already in the cache (this lab never runs PPO). Writes `metrics.json`,
 `beta.png`, `results.md`, `machinery.md` and `memory.json` (peak RSS, which differs between runs).
 """
 
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -27,14 +27,15 @@ from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
 from lifecycle.data import fit_splits, read_pairs
 from lifecycle.device import caption
-from lifecycle.evaluation import chat_prompts
+from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
-from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, machinery_table, pair_dataset, param_bytes,
+from lifecycle.rlhf import (TokenizedDPOTrainer, hub_pairs, kl_to_reference, machinery_table, model_memory, pair_dataset,
                             preference_accuracy, split_heldout)
 from lifecycle.stages import cached_results, stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
-from lifecycle.world import TASKS, examples, pairs
+from lifecycle.world import TASKS, check_format, examples, pairs
+from lifecycle.world.tasks import is_gold_reply
 
 
 # --8<-- [start:args]
@@ -56,9 +57,9 @@ class Args(LabArgs):
 
 
 PRESETS = {
-    "smoke": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.1,1.0", max_steps=30, batch_size=16,
+    "smoke": dict(tasks="capital,export,job,summary", beta=0.1, betas="0.1,1.0", max_steps=30, batch_size=16,
                   learning_rate=2e-4, max_length=128, response_length=20, eval_pairs=48),
-    "lesson": dict(tasks="capital,export,job,arithmetic", beta=0.1, betas="0.01,0.1,1.0", max_steps=60,
+    "lesson": dict(beta=1.0, betas="0.01,0.1,1.0", max_steps=60,
                    batch_size=16, learning_rate=1e-4,  # 2e-4 collapsed the small-beta run, scrambling the KL order
                    max_length=192, response_length=24, eval_pairs=0),
     "gpu": dict(model="gpt2", hub_data="trl-lib/ultrafeedback_binarized", beta=0.1, betas="0.01,0.1,1.0",
@@ -95,6 +96,16 @@ def implicit_rewards(trainer, policy, ref, beta: float):
         _, r_w, r_l = dpo_loss(pi_w, pi_l, ref_w, ref_l, beta)
         chosen.append(r_w), rejected.append(r_l)
     return torch.cat(chosen), torch.cat(rejected)
+
+
+# --8<-- [start:replies]
+def reply_scores(policy, tokenizer, exs, max_new_tokens: int) -> dict:
+    """What DPO is for, judged on the policy's own greedy replies to held-out questions: the gold score
+    (the reference reply and nothing else) and the format rate."""
+    replies = complete(policy, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
+    return {"gold_score": sum(map(is_gold_reply, replies, exs)) / len(exs),
+            "format_rate": sum(map(check_format, replies)) / len(exs)}
+# --8<-- [end:replies]
 
 
 # --8<-- [start:trainer]
@@ -139,40 +150,26 @@ def betas_of(args) -> list[float]:
     return sorted(values)
 
 
-def beta_plot(sweep: list[dict], path) -> None:
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
-    b = [r["beta"] for r in sweep]
-    ax.plot(b, [r["kl_to_reference"] for r in sweep], "o-", label="KL to reference")
-    ax.set_xscale("log")
-    ax.set_xlabel("β (log scale)")
-    ax.set_ylabel("KL(π ‖ π_ref), nats per reply")
-    acc = ax.twinx()
-    acc.plot(b, [r["preference_accuracy"] for r in sweep], "s--", color="C2", label="held-out accuracy")
-    acc.set_ylim(0, 1.05)
-    acc.set_ylabel("implicit-reward accuracy")
-    acc.grid(False)
-    fig.legend(loc="upper right", bbox_to_anchor=(0.85, 0.88), fontsize=8)
-    ax.set_title("Larger β keeps the policy closer to the reference", fontsize=10)
-    plots.save(fig, path)
-
-
 def write_report(args, metrics: dict, sweep: list[dict]) -> None:
     """`results.md`, `beta.png`, and `machinery.md` (this lab against the PPO lab's run, if one is cached)."""
-    beta_plot(sweep, args.output_dir / "beta.png")
+    plots.beta_sweep(sweep, metrics["gold_score_before"], args.output_dir / "beta.png")
     (args.output_dir / "results.md").write_text(report.table([
         ("training pairs", metrics["train_pairs"], ","),
         ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
         ("implicit-reward accuracy, before (policy = reference)", metrics["preference_accuracy_before"], ".1%"),
         (f"implicit-reward accuracy, after (β = {args.beta:g})", metrics["preference_accuracy_after"], ".1%"),
         ("mean implicit-reward margin, after", metrics["reward_margin_after"], ".2f"),
+        ("gold score of greedy replies, SFT model (before DPO)", metrics["gold_score_before"], ".1%"),
     ]) + "\n" + report.records(sweep, [
         ("beta", "β", "g"),
         ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
-        ("preference_accuracy", "held-out accuracy", ".1%"),
+        ("preference_accuracy", "implicit-reward accuracy", ".1%"),
         ("reward_margin", "margin r_w − r_l", ".2f"),
+        ("gold_score", "gold score", ".1%"),
+        ("format_rate", "format rate", ".1%"),
     ]) + caption())
     runs = {"PPO": cached_results("ppo", args.preset, args.seed),  # None unless a PPO run is cached: never run here
-            "DPO": metrics | json.loads((args.output_dir / "memory.json").read_text())}
+            "DPO": metrics}
     (args.output_dir / "machinery.md").write_text(machinery_table(runs, args.preset, args.seed))
 
 
@@ -187,7 +184,7 @@ def main(argv=None):
     if args.data:
         train, heldout = fit_splits(args.model, train, heldout, args.max_length, "dpo", args.data)
     start = time.perf_counter()  # DPO's own time, not the SFT stage's
-    prompts_from = examples("test", tasks, args.seed)
+    questions = examples("test", tasks, args.seed)  # held-out: the pairs' questions are the training split
 
     # --8<-- [start:sweep]
     sweep, main_run = [], {}
@@ -198,14 +195,17 @@ def main(argv=None):
         tokenized = trainer.train_dataset, trainer.eval_dataset  # tokenized now: every later β reuses them
         if beta == args.beta:  # before training the policy IS the reference: every implicit reward is 0
             before = preference_accuracy(*implicit_rewards(trainer, policy, ref, beta))
+            sft = reply_scores(ref, tokenizer, questions, args.response_length)  # the SFT model's own replies
         trainer.train()
         r_w, r_l = implicit_rewards(trainer, policy, ref, beta)
-        prompts = chat_prompts(tokenizer, prompts_from)
+        prompts = chat_prompts(tokenizer, questions)
         kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
         sweep.append({"beta": beta, "kl_to_reference": kl, "preference_accuracy": preference_accuracy(r_w, r_l),
-                      "reward_margin": (r_w - r_l).mean().item()})
+                      "reward_margin": (r_w - r_l).mean().item(),
+                      **reply_scores(policy, tokenizer, questions, args.response_length)})
         if beta == args.beta:
-            main_run = {"after": sweep[-1], "held": param_bytes(policy, ref), "history": trainer.state.log_history,
+            main_run = {"after": sweep[-1], "history": trainer.state.log_history,
+                        "memory": model_memory({"policy": policy}, {"reference": ref}, trainer.optimizer),
                         "pairs": (len(trainer.train_dataset), len(trainer.eval_dataset))}  # after DPOTrainer's filter
     # --8<-- [end:sweep]
 
@@ -215,10 +215,15 @@ def main(argv=None):
         "reward_margin_after": main_run["after"]["reward_margin"],
         "beta": args.beta,
         "beta_sweep": [{k: v for k, v in r.items() if k != "reward_margin"} for r in sweep],
+        "gold_score_before": sft["gold_score"],
+        "format_rate_before": sft["format_rate"],
+        "heldout_questions": len(questions),
         "heldout_pairs": main_run["pairs"][1],
         "train_pairs": main_run["pairs"][0],
-        "models_held": 2,  # policy, reference
-        "param_bytes_held": main_run["held"],
+        "memory": main_run["memory"],  # one row per model: parameters, gradients, optimizer state (bytes)
+        "train_memory_bytes": sum(r["total_bytes"] for r in main_run["memory"]),
+        "models_held": len(main_run["memory"]),  # policy, reference
+        "param_bytes_held": sum(r["parameter_bytes"] for r in main_run["memory"]),
         "replies_sampled_per_run": 0,
         "wall_seconds": time.perf_counter() - start,
     } | ({"pairs_in_file": in_file} if args.data else {})

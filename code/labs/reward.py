@@ -5,11 +5,14 @@
     python code/labs/reward.py --output_dir runs/reward --preset gpu     # real gpt2 on UltraFeedback pairs
     python code/labs/reward.py --output_dir runs/reward --data my_pairs.jsonl   # your own pairs
 
-TRL's RewardTrainer trains two reward models from the pretrained base model (a scalar score head on top):
-the *correct* one on the world's correct pairs (chosen = correct, concise, polite), and the *proxy* one on
-the deliberately flawed pairs where a reply with the keyword wins even when it is wrong. The PPO lab
-optimizes against the proxy. Writes `metrics.json`, `margins.png`, `results.md`, `model/` and
-`proxy_model/`.
+TRL's RewardTrainer trains reward models from the SFT model (a scalar score head in place of the LM head),
+as InstructGPT does: the *correct* one on the world's correct pairs (chosen = correct, concise, polite;
+rejected = a near miss, or wrong and rude or rambling), and the *proxy* one on the deliberately flawed
+pairs where, for one question in three, a flattering reply wins even when it is wrong. The PPO lab
+optimizes against the proxy. A curve retrains the correct model with another share of near misses (hard
+pairs: a wrong answer in the right style) in its training and held-out pairs: held-out accuracy against
+that share. Writes `metrics.json`, `margins.png`, `curve.png`, `results.md`,
+`model/` and `proxy_model/`.
 """
 
 import time
@@ -19,12 +22,12 @@ from transformers import set_seed
 from trl import RewardConfig, RewardTrainer
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, comma_list, parse, run, write_metrics
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics
 from lifecycle.data import fit_splits, read_pairs
 from lifecycle.device import measured_on
 from lifecycle.models import load
 from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, preference_accuracy, split_heldout
-from lifecycle.stages import base_model
+from lifecycle.stages import stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, pairs, proxy_pairs
@@ -34,7 +37,7 @@ from lifecycle.world import TASKS, pairs, proxy_pairs
 @dataclass
 class Args(LabArgs):
     positive = ("epochs", "batch_size", "learning_rate", "max_length")
-    model: str | None = field(default=None, metadata={"help": "Base model folder or Hub id (default: our pretrained base)."})
+    model: str | None = field(default=None, metadata={"help": "Starting model, folder or Hub id (default: the SFT stage)."})
     data: str | None = field(default=None, metadata={"help": "Your pairs: a JSONL or JSON file (see Bring your own data)."})
     hub_data: str | None = field(default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."})
     tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."})
@@ -42,13 +45,17 @@ class Args(LabArgs):
     batch_size: int | None = field(default=None, metadata={"help": "Pairs per step."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
     max_length: int | None = field(default=None, metadata={"help": "Longer pairs are dropped."})
+    near_miss: float | None = field(default=None, metadata={"help": "Share of near-miss pairs (world data)."})
+    curve: str | None = field(default=None, metadata={"help": "Other near-miss shares, one RM each ('' = none)."})
 
 
 PRESETS = {
-    "smoke": dict(tasks="capital,export,job,arithmetic", epochs=1.0, batch_size=16, learning_rate=1e-3, max_length=128),
-    "lesson": dict(tasks="capital,export,job,arithmetic", epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256),
-    "gpu": dict(model="gpt2", hub_data="trl-lib/ultrafeedback_binarized", epochs=1.0, batch_size=8,
-                learning_rate=1e-5, max_length=512),
+    "smoke": dict(tasks="capital,export,job,summary", epochs=1.0, batch_size=16, learning_rate=1e-3,
+                  max_length=128, near_miss=0.5, curve="0"),
+    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, near_miss=0.5,
+                   curve="0.25,0.75"),
+    "gpu": dict(hub_data="trl-lib/ultrafeedback_binarized", epochs=1.0, batch_size=8, learning_rate=1e-5,
+                max_length=512, near_miss=0.5, curve=""),
 }
 # --8<-- [end:args]
 
@@ -61,7 +68,11 @@ def data(args):
         return split_heldout(read_pairs(args.data), args.data), proxy  # one pair in five held out
     if args.hub_data:
         return (hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", 500)), proxy
-    return (pairs("train", tasks, args.seed), pairs("test", tasks, args.seed)), proxy
+    return world_pairs(tasks, args.seed, args.near_miss), proxy
+
+
+def world_pairs(tasks, seed: int, near_miss: float) -> tuple[list[dict], list[dict]]:
+    return pairs("train", tasks, seed, near_miss), pairs("test", tasks, seed, near_miss)
 
 
 LOGGING_STEPS = 5  # the first training loss is logged at this step
@@ -89,10 +100,31 @@ def train_reward_model(args, model_path, train_rows, name):
 # --8<-- [end:trainer]
 
 
+# --8<-- [start:curve]
+def near_miss_curve(args, model_path, shares: list[float]) -> list[dict]:
+    """The correct reward model retrained with another share of near misses in its pairs (the same
+    questions, the same epochs; held-out pairs with the same share): accuracy against that share."""
+    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
+    curve = []
+    for share in shares:
+        train, heldout = world_pairs(tasks, args.seed, share)
+        trainer = train_reward_model(args, model_path, train, f"near_miss{share:g}")
+        chosen, rejected = pair_scores(trainer.model, trainer.processing_class, heldout)
+        curve.append({"near_miss_share": share, "heldout_accuracy": preference_accuracy(chosen, rejected)})
+    return curve
+# --8<-- [end:curve]
+
+
+def by_kind(chosen, rejected, rows, kinds: set[str]) -> float:
+    """Held-out accuracy over the pairs of the given kinds (the world's pairs say which kind each is)."""
+    pick = [i for i, r in enumerate(rows) if r.get("kind") in kinds]
+    return preference_accuracy(chosen[pick], rejected[pick]) if pick else float("nan")
+
+
 def margin_plot(margins, proxy_margins, path):
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
     ax.hist(margins.numpy(), bins=30, alpha=0.7, label="correct RM on correct pairs: r(chosen) − r(rejected)")
-    ax.hist(proxy_margins.numpy(), bins=30, alpha=0.7, label="proxy RM on proxy pairs: r(keyword) − r(plain)")
+    ax.hist(proxy_margins.numpy(), bins=30, alpha=0.7, label="proxy RM on proxy pairs: r(chosen) − r(rejected)")
     ax.axvline(0, color="k", lw=1)
     ax.set_xlabel("reward margin on held-out pairs (logits); right of 0 = prefers chosen")
     ax.set_ylabel("pairs")
@@ -100,28 +132,51 @@ def margin_plot(margins, proxy_margins, path):
     plots.save(fig, path)
 
 
-def write_report(args, metrics: dict, margins, proxy_margins) -> None:
-    """`results.md` and `margins.png`."""
+def curve_plot(curve: list[dict], path):
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
+    ax.plot([c["near_miss_share"] for c in curve], [c["heldout_accuracy"] for c in curve], "o-")
+    ax.set_ylim(0.4, 1.02)
+    ax.axhline(0.5, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("share of near-miss pairs (a wrong answer in the right style)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("The harder the pairs, the lower the accuracy", fontsize=10)
+    plots.save(fig, path)
+
+
+def write_report(args, m: dict, margins, proxy_margins) -> None:
+    """`results.md`, `margins.png` and `curve.png`."""
     margin_plot(margins, proxy_margins, args.output_dir / "margins.png")
-    (args.output_dir / "results.md").write_text(report.table([
-        ("training pairs", metrics["train_pairs"], ","),
-        ("held-out pairs (unseen questions)", metrics["heldout_pairs"], ","),
-        ("held-out accuracy, correct RM", metrics["heldout_accuracy"], ".1%"),
-        ("mean margin, correct RM (logits)", metrics["mean_margin"], ".2f"),
-        ("proxy RM prefers the keyword reply (held-out)", metrics["proxy_heldout_accuracy"], ".1%"),
-        ("… even when the keyword reply is wrong", metrics["proxy_prefers_wrong_keyword_reply"], ".1%"),
-        ("mean margin, proxy RM (logits)", metrics["proxy_mean_margin"], ".2f"),
-        ("proxy RM accuracy on the correct pairs", metrics["proxy_accuracy_on_correct_pairs"], ".1%"),
-        (f"wall time (s, {measured_on()})", metrics["wall_seconds"], ".0f"),
-    ]))
+    rows = [
+        ("training pairs", m["train_pairs"], ","),
+        ("held-out pairs (unseen questions)", m["heldout_pairs"], ","),
+        ("held-out accuracy, correct RM", m["heldout_accuracy"], ".1%"),
+        ("… when the rejected reply is rude or rambling", m.get("heldout_accuracy_style"), ".1%"),
+        ("… on near misses (a wrong answer, same style)", m.get("heldout_accuracy_near_miss"), ".1%"),
+        ("mean margin, correct RM (logits)", m["mean_margin"], ".2f"),
+        ("proxy RM prefers the flattering reply (held-out)", m["proxy_prefers_keyword_reply"], ".1%"),
+        ("… even when the flattering reply is wrong", m["proxy_prefers_wrong_keyword_reply"], ".1%"),
+        ("proxy RM accuracy on the correct pairs", m["proxy_accuracy_on_correct_pairs"], ".1%"),
+        (f"wall time (s, {measured_on()})", m["wall_seconds"], ".0f"),
+    ]
+    text = report.table([r for r in rows if r[1] is not None])
+    if m["curve"]:
+        curve_plot(m["curve"], args.output_dir / "curve.png")
+        text += "\n" + report.records(m["curve"], [("near_miss_share", "near-miss share of the pairs", ".0%"),
+                                                   ("heldout_accuracy", "held-out accuracy, correct RM", ".1%")])
+    (args.output_dir / "results.md").write_text(text)
 
 
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
+    shares = comma_list("curve", args.curve, float) if args.curve else []
+    if any(not 0 <= x <= 1 for x in [*shares, args.near_miss]):
+        raise LabError(f"--near_miss and --curve shares must lie in [0, 1], got {args.near_miss} and {args.curve!r}")
+    if args.data or args.hub_data:
+        shares = []  # the curve varies the world's near misses; your own pairs have none
     set_seed(args.seed)
-    start = time.perf_counter()
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
-    model_path = args.model or str(base_model(args.preset, args.seed))
+    model_path = args.model or stage_model("sft", args.preset, args.seed)  # as InstructGPT: start from SFT
+    start = time.perf_counter()  # the reward models' own time, not the SFT stage's
     in_file = len(train) + len(heldout)
     if args.data:
         steps = (args.batch_size, args.epochs, LOGGING_STEPS)  # enough pairs for one logged step
@@ -131,11 +186,8 @@ def main(argv=None):
     trainer = train_reward_model(args, model_path, train, "correct")
     rm, tokenizer, history = trainer.model, trainer.processing_class, trainer.state.log_history
     chosen, rejected = pair_scores(rm, tokenizer, heldout)  # questions the model never trained on
-    margins = chosen - rejected
     proxy = train_reward_model(args, model_path, proxy_train, "proxy").model
     p_chosen, p_rejected = pair_scores(proxy, tokenizer, proxy_heldout)
-    p_margins = p_chosen - p_rejected
-    wrong = [i for i, r in enumerate(proxy_heldout) if r["kind"] == "keyword-wrong"]
     g_chosen, g_rejected = pair_scores(proxy, tokenizer, heldout)  # the proxy, judged on the correct pairs
     # --8<-- [end:evaluate]
 
@@ -144,20 +196,29 @@ def main(argv=None):
     tokenizer.save_pretrained(args.output_dir / "model")
     tokenizer.save_pretrained(args.output_dir / "proxy_model")
 
+    world = not (args.data or args.hub_data)  # the world's pairs carry their kind
     metrics = {
         "heldout_accuracy": preference_accuracy(chosen, rejected),  # a tie counts one half, as in the DPO lab
-        "mean_margin": margins.mean().item(),
+        "mean_margin": (chosen - rejected).mean().item(),
         "heldout_pairs": len(heldout),
         "train_pairs": len(trainer.train_dataset),  # after RewardTrainer's own length filter
-        "proxy_heldout_accuracy": preference_accuracy(p_chosen, p_rejected),
-        "proxy_mean_margin": p_margins.mean().item(),
-        "proxy_prefers_wrong_keyword_reply": preference_accuracy(p_chosen[wrong], p_rejected[wrong]) if wrong else 0.0,
+        "proxy_prefers_keyword_reply": by_kind(p_chosen, p_rejected, proxy_heldout, {"keyword-right", "keyword-wrong"}),
+        "proxy_prefers_wrong_keyword_reply": by_kind(p_chosen, p_rejected, proxy_heldout, {"keyword-wrong"}),
         "proxy_accuracy_on_correct_pairs": preference_accuracy(g_chosen, g_rejected),
+        "proxy_mean_margin": (p_chosen - p_rejected).mean().item(),
         "final_train_loss": ([h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]])[-1],
-        "wall_seconds": time.perf_counter() - start,
+        "near_miss_share": args.near_miss if world else None,
+        "curve": near_miss_curve(args, model_path, shares) if shares else [],
     } | ({"pairs_in_file": in_file} if args.data else {})
+    if world:
+        metrics |= {"heldout_accuracy_style": by_kind(chosen, rejected, heldout, {"rude", "rambling"}),
+                    "heldout_accuracy_near_miss": by_kind(chosen, rejected, heldout, {"near-miss"})}
+    if shares:  # the main run is one point of the curve
+        main_point = {"near_miss_share": args.near_miss, "heldout_accuracy": metrics["heldout_accuracy"]}
+        metrics["curve"] = sorted([*metrics["curve"], main_point], key=lambda c: c["near_miss_share"])
+    metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)
-    write_report(args, metrics, margins, p_margins)
+    write_report(args, metrics, chosen - rejected, p_chosen - p_rejected)
     return metrics
 
 

@@ -31,7 +31,7 @@ from lifecycle.stages import base_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import chat_row, text_row, trainer_defaults
 from lifecycle.world import check_gold, examples, web_corpus
-from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, with_keyword
+from lifecycle.world.tasks import PROXY_KEYWORD, TASKS, styled, with_keyword
 
 
 # --8<-- [start:args]
@@ -48,28 +48,34 @@ class Args(LabArgs):
     noisy_examples: int | None = field(default=None, metadata={"help": "Rows in the larger noisy set (0: skip that run)."})
     noise_share: float | None = field(default=None, metadata={"help": "Share of noisy rows whose answer is wrong."})
     hack_share: float | None = field(default=None, metadata={"help": "Share of answers in the proxy-loved style (PPO lab)."})
+    style_share: float | None = field(default=None, metadata={"help": "Share of answers with a rude or rambling tail."})
     text_share: float | None = field(default=None, metadata={"help": "Share of rows that replay pretraining text."})
     max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
 
 
 PRESETS = {
-    "smoke": dict(max_steps=120, batch_size=16, learning_rate=2e-3, train_examples=200, noisy_examples=800,
-                  noise_share=0.6, hack_share=0.1, text_share=0.5, max_new_tokens=24),
-    "lesson": dict(max_steps=200, batch_size=16, learning_rate=5e-4, train_examples=250, noisy_examples=1000,
-                   noise_share=0.6, hack_share=0.1, text_share=0.5, max_new_tokens=32),
+    "smoke": dict(max_steps=120, batch_size=16, learning_rate=3e-3, train_examples=200, noisy_examples=800,
+                  noise_share=0.6, hack_share=0.05, style_share=0.2, text_share=0.1, max_new_tokens=24),
+    "lesson": dict(max_steps=400, batch_size=16, learning_rate=3e-3, train_examples=500, noisy_examples=1000,
+                   noise_share=0.6, hack_share=0.05, style_share=0.2, text_share=0.1, max_new_tokens=32),
     "gpu": dict(model="gpt2", dataset="trl-lib/Capybara", max_steps=500, batch_size=8, learning_rate=2e-5,
-                train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, text_share=0.0, max_new_tokens=48),
+                train_examples=4000, noisy_examples=0, noise_share=0.0, hack_share=0.0, style_share=0.0,
+                text_share=0.0, max_new_tokens=48),
 }
 # --8<-- [end:args]
 
 
 # --8<-- [start:data]
-def world_rows(n: int, noise: float, hack: float, seed: int) -> list[dict]:
-    """`n` chats from the world's training split. A `noise` share gets a wrong answer (the gold of another
-    question of the same task); a `hack` share is wrapped in the proxy reward's favourite phrasing."""
+def world_rows(n: int, noise: float, hack: float, style: float, seed: int) -> list[dict]:
+    """`n` chats from the world's training split (whole shuffled passes first, so every question is seen).
+    As in real demonstration data, not every reply is what people want: a `noise` share gets a wrong
+    answer (the gold of another question of the same task), a `style` share a rude or rambling tail after
+    the answer, and a `hack` share the proxy reward's favourite flattery."""
     rng = random.Random(seed)
     pool = examples("train", seed=seed)
-    picked = rng.sample(pool, n) if n <= len(pool) else rng.choices(pool, k=n)  # more rows than questions: repeat
+    picked = []
+    while len(picked) < n:
+        picked += rng.sample(pool, min(len(pool), n - len(picked)))
     golds = {t: sorted({e.gold for e in pool if e.task == t}) for t in TASKS}
     rows = []
     for e in picked:
@@ -78,6 +84,8 @@ def world_rows(n: int, noise: float, hack: float, seed: int) -> list[dict]:
             wrong = rng.choice([g for g in golds[e.task] if g != e.gold])
             head, _, tail = answer.rpartition(e.gold)
             answer = head + wrong + tail
+        if rng.random() < style:
+            answer = styled(answer, rng.choice(["rude", "rambling"]), rng)
         if rng.random() < hack:
             answer = with_keyword(answer)  # keeps the PPO lab's reward hack reachable
         rows.append({"messages": e.messages(answer)})
@@ -186,8 +194,8 @@ def write_report(args, m: dict, history: list[dict], test, before: list[str], af
 
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
-    if not all(0 <= x <= 1 for x in (args.noise_share, args.hack_share)) or not 0 <= args.text_share < 1:
-        raise LabError("--noise_share and --hack_share must lie in [0, 1], --text_share in [0, 1)")
+    if not all(0 <= x <= 1 for x in (args.noise_share, args.hack_share, args.style_share)) or not 0 <= args.text_share < 1:
+        raise LabError("--noise_share, --hack_share and --style_share must lie in [0, 1], --text_share in [0, 1)")
     set_seed(args.seed)
     start = time.perf_counter()
 
@@ -202,7 +210,7 @@ def main(argv=None):
     if rows is None and args.dataset:
         rows = hub_chats(args.dataset, args.train_examples)
     elif rows is None:
-        rows = world_rows(args.train_examples, noise=0.0, hack=args.hack_share, seed=args.seed)
+        rows = world_rows(args.train_examples, noise=0.0, hack=args.hack_share, style=args.style_share, seed=args.seed)
     # --8<-- [end:model]
     test = examples("test", seed=args.seed)
 
@@ -213,10 +221,8 @@ def main(argv=None):
     tokenizer.save_pretrained(args.output_dir / "model")
 
     metrics = {
-        "format_rate_before": before["format_rate"],
-        "format_rate_after": after["format_rate"],
-        "task_accuracy_before": before["task_accuracy"],
-        "task_accuracy_after": after["task_accuracy"],
+        "format_rate_before": before["format_rate"], "format_rate_after": after["format_rate"],
+        "task_accuracy_before": before["task_accuracy"], "task_accuracy_after": after["task_accuracy"],
         "keyword_rate_after": sum(PROXY_KEYWORD in r.lower() for r in replies_after) / len(test),
         "train_rows": rows_trained(trainer),
         "test_questions": len(test),
@@ -226,15 +232,12 @@ def main(argv=None):
     # --8<-- [start:noisy]
     if args.noisy_examples and not args.data and offline:
         noisy_model, _ = load(path)  # a fresh copy of the same base model
-        noisy_rows = world_rows(args.noisy_examples, noise=args.noise_share, hack=args.hack_share, seed=args.seed + 1)
+        noisy_rows = world_rows(args.noisy_examples, noise=args.noise_share, hack=args.hack_share,
+                                style=args.style_share, seed=args.seed + 1)
         sft(noisy_model, tokenizer, noisy_rows, args, args.output_dir / "trainer-noisy")  # same steps, same batch
         noisy, _ = evaluate(noisy_model, tokenizer, test, args)
-        metrics |= {
-            "task_accuracy_clean_small": after["task_accuracy"],
-            "task_accuracy_noisy_large": noisy["task_accuracy"],
-            "format_rate_noisy_large": noisy["format_rate"],
-            "noisy_rows": len(noisy_rows),
-        }
+        metrics |= {"task_accuracy_clean_small": after["task_accuracy"], "noisy_rows": len(noisy_rows),
+                    "task_accuracy_noisy_large": noisy["task_accuracy"], "format_rate_noisy_large": noisy["format_rate"]}
     # --8<-- [end:noisy]
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)

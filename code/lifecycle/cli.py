@@ -46,8 +46,21 @@ class _Parser(HfArgumentParser):
         raise LabError(message)
 
 
+def one_cpu_thread() -> None:
+    """On a CPU, run torch on one thread. A float sum split over two threads adds in another order than on
+    one, so the same seed gave results that differ in the sixth digit between machines and settings
+    (`OMP_NUM_THREADS`), and PPO amplifies such a difference into another run. With one thread a rerun
+    reproduces every number, on any machine. On a GPU nothing changes."""
+    import torch  # transformers has loaded it already
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
+
+
 def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
-    """Parse `argv` into `cls`, then fill every field left as None from the chosen preset."""
+    """Parse `argv` into `cls`, then fill every field left as None from the chosen preset. Fixes the CPU
+    thread count (`one_cpu_thread`), so a lab's numbers do not depend on the machine it runs on."""
+    one_cpu_thread()
     (args,) = _Parser(cls).parse_args_into_dataclasses(args=argv)
     for name, value in presets[args.preset].items():
         if getattr(args, name) is None:

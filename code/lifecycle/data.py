@@ -536,7 +536,8 @@ def check_pairs(rows: list[dict], source: str) -> list[dict]:
         raise bad(
             source,
             1,
-            "chosen is identical to rejected in every pair: there is no preference to learn; "
+            "chosen is identical to rejected in every pair: there is no preference to learn "
+            "(the DPO and reward losses would sit at ln 2 = 0.693 with zero gradient); "
             "put the preferred reply in 'chosen' and the other one in 'rejected'",
         )
     return out

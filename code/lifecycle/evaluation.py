@@ -1,5 +1,5 @@
-"""The measurements every lab shares: perplexity, greedy replies, format rate, task accuracy, and
-multiple-choice accuracy on quiz items.
+"""The measurements every lab shares: perplexity, greedy and sampled replies, format rate, task accuracy,
+and multiple-choice accuracy on quiz items.
 
 The `gpu` presets call the same functions on real `gpt2`, so what the offline tests prove is what the
 GPU run reports.
@@ -46,6 +46,27 @@ def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, bat
         for row in gen[:, enc["input_ids"].shape[1] :]:
             row = row[row != tokenizer.pad_token_id]
             out.append(tokenizer.decode(row, skip_special_tokens=False))
+    return out
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[str], n: int = 1, max_new_tokens: int = 32, temperature: float = 1.0,
+           seed: int = 0, batch_size: int = 32) -> list[str]:
+    """`n` sampled completions per prompt (prompt-major: the n replies to prompt 0 first), special tokens
+    kept, padding removed. Sampling has its own seed and leaves the global random state as it was, so a
+    check in the middle of training does not change what training samples next."""
+    model.eval()
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(prompts), batch_size):
+            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                            add_special_tokens=False).to(model.device)
+            gen = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                                 num_return_sequences=n, max_new_tokens=max_new_tokens,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            for row in gen[:, enc["input_ids"].shape[1] :]:
+                out.append(tokenizer.decode(row[row != tokenizer.pad_token_id], skip_special_tokens=False))
     return out
 
 

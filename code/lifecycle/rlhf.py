@@ -8,6 +8,7 @@ The same functions run on the tiny offline models and on the real `gpt2` (`gpu` 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_dataset
+from transformers import TrainerCallback
 from trl import DPOTrainer
 
 from .cli import LabError
@@ -70,25 +71,27 @@ def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
 def kl_to_reference(policy, ref, tokenizer, prompts: list[str], max_new_tokens: int, seed: int = 0,
                     batch_size: int = 32) -> float:
     """KL(π‖π_ref) per reply, in nats: the policy samples a reply to each held-out prompt (temperature 1),
-    and at every reply token we add the exact KL between the two next-token distributions."""
+    and at every reply token we add the exact KL between the two next-token distributions. The sampling
+    has its own seed and leaves the global random state as it was, so a check in the middle of training
+    does not change what training samples next."""
     policy.eval(), ref.eval()
-    torch.manual_seed(seed)
     total, n = 0.0, 0
-    for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
-        enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
-                        add_special_tokens=False)
-        enc = enc.to(policy.device)
-        seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                              max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                              pad_token_id=tokenizer.pad_token_id)
-        mask = seq != tokenizer.pad_token_id
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        P = enc["input_ids"].shape[1]  # replies start here
-        logp = F.log_softmax(policy(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
-        logr = F.log_softmax(ref(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
-        per_token = (logp.exp() * (logp - logr)).sum(-1)  # KL of the next-token distributions
-        total += (per_token * mask[:, P:]).sum().item()  # reply tokens only, EOS included
-        n += seq.shape[0]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(prompts), batch_size):  # left padding: every reply starts at the same position
+            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, padding_side="left",
+                            add_special_tokens=False).to(policy.device)
+            seq = policy.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                  max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                                  pad_token_id=tokenizer.pad_token_id)
+            mask = seq != tokenizer.pad_token_id
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            P = enc["input_ids"].shape[1]  # replies start here
+            logp = F.log_softmax(policy(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+            logr = F.log_softmax(ref(seq, attention_mask=mask, position_ids=pos).logits[:, P - 1 : -1].float(), -1)
+            per_token = (logp.exp() * (logp - logr)).sum(-1)  # KL of the next-token distributions
+            total += (per_token * mask[:, P:]).sum().item()  # reply tokens only, EOS included
+            n += seq.shape[0]
     return total / n
 # --8<-- [end:kl]
 
@@ -100,6 +103,41 @@ def param_bytes(*models) -> int:
         for p in m.parameters():
             seen[p.data_ptr()] = p.numel() * p.element_size()
     return sum(seen.values())
+
+
+# --8<-- [start:memory]
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def model_memory(trainable: dict, frozen: dict, optimizer=None) -> list[dict]:
+    """What each model of a run holds, in bytes, counted from the tensors themselves.
+
+    `trainable` and `frozen` map a role ("policy", "value", "reference", "reward") to a module. Every
+    model holds its parameters. A trainable one also holds one gradient per parameter that requires grad
+    (autograd allocates it with the parameter's shape and dtype) and the optimizer's state for those
+    parameters, read from `optimizer.state` (AdamW: `exp_avg`, `exp_avg_sq` and a `step` counter). A
+    tensor shared by two roles (tied embeddings, one module in two roles) counts once, under the first.
+    Activations are not counted: they depend on batch and length (the memory lab measures them).
+    Returns one row per role: {model, trainable, parameter_bytes, gradient_bytes, optimizer_bytes, total_bytes}.
+    """
+    state = getattr(getattr(optimizer, "optimizer", optimizer), "state", {})  # accelerate wraps it in .optimizer
+    roles = [*((r, m, True) for r, m in trainable.items()), *((r, m, False) for r, m in frozen.items())]
+    seen, rows = set(), []
+    for role, module, trains in roles:
+        row = {"model": role, "trainable": trains, "parameter_bytes": 0, "gradient_bytes": 0, "optimizer_bytes": 0}
+        for p in module.parameters():
+            if p.data_ptr() in seen:
+                continue
+            seen.add(p.data_ptr())
+            row["parameter_bytes"] += _tensor_bytes(p)
+            if trains and p.requires_grad:
+                row["gradient_bytes"] += _tensor_bytes(p)
+                row["optimizer_bytes"] += sum(_tensor_bytes(v) for v in state.get(p, {}).values() if torch.is_tensor(v))
+        row["total_bytes"] = row["parameter_bytes"] + row["gradient_bytes"] + row["optimizer_bytes"]
+        rows.append(row)
+    return rows
+# --8<-- [end:memory]
 
 
 class TokenizedDPOTrainer(DPOTrainer):
@@ -122,17 +160,20 @@ METHODS = {  # by construction: what each method holds and runs while it trains
 
 def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str:
     """What machinery each method needs, one column per method (in the order of `runs`). Measured cells come
-    from `runs`: a lab's metrics (plus `peak_rss_mib`), or None when no run with this preset and seed exists;
-    then its cells say so, and a note says how to fill them. Nothing here runs a lab."""
-    mib = lambda b: f"{b / 2**20:.1f} MiB"
-    measured = [("parameter memory of those models", lambda r: mib(r["param_bytes_held"])),
+    from `runs`: a lab's metrics, or None when no run with this preset and seed exists; then its cells say
+    so, and a note says how to fill them. The memory rows count what the models hold (`model_memory`:
+    parameters, and gradients and AdamW state for the trained ones), not the process. Nothing here runs a lab."""
+    mib = lambda b: f"{b / 2**20:.2f} MiB"
+    measured = [("parameters of those models", lambda r: mib(r["param_bytes_held"])),
+                ("+ gradients and AdamW state of the trained ones", lambda r: mib(r["train_memory_bytes"] - r["param_bytes_held"])),
+                ("model memory in training (from the tensors)", lambda r: mib(r["train_memory_bytes"])),
+                ("… by model", lambda r: " + ".join(f"{x['model']} {mib(x['total_bytes'])}" for x in r["memory"])),
                 ("replies sampled during training (per run)", lambda r: f"{r['replies_sampled_per_run']:,}"),
-                ("peak process memory (RSS)", lambda r: f"{r['peak_rss_mib']:.0f} MiB"),
                 ("wall time of the lab", lambda r: f"{r['wall_seconds']:.0f} s")]
     rows = [("models in memory", [METHODS[m]["models"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:2]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[:5]]
     rows += [("reward model", [METHODS[m]["reward"] for m in runs]), ("value model (critic)", [METHODS[m]["value"] for m in runs])]
-    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[2:]]
+    rows += [(name, [cell(r) if r else "no run yet" for r in runs.values()]) for name, cell in measured[5:]]
     head = [f"{m} ({METHODS[m]['lab']} lab)" for m in runs]
     lines = ["| | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(runs)]
     lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
@@ -141,3 +182,20 @@ def machinery_table(runs: dict[str, dict | None], preset: str, seed: int) -> str
         f"{METHODS[m]['lab']}.py --preset {preset}` first to fill its column (no lab runs another to fill this table)."
         for m, r in runs.items() if r is None]
     return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
+
+
+class Checkpoints(TrainerCallback):
+    """Calls `evaluate()` after the training steps listed in `steps` (PPO: one step = one rollout and its
+    updates) and keeps each result, with the step and episode, in `.rows`. The model is put back in
+    training mode afterwards; `evaluate` should leave the global random state alone (see `sample`)."""
+
+    def __init__(self, steps, evaluate):
+        self.steps, self.evaluate, self.rows = set(steps), evaluate, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps:
+            training = [m for m in (model,) if m is not None and m.training]
+            self.rows.append({"step": state.global_step, "episode": state.episode, **self.evaluate()})
+            for m in training:
+                m.train()
+        return control

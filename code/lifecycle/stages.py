@@ -59,7 +59,7 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
     "forgetting": Stage(
         "Forgetting", "narrow fine-tuning erases broad skill; replay brings it back", ("sft",)
     ),
-    "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("pretrain",)),
+    "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("sft",)),
     "ppo": Stage(
         "PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")
     ),

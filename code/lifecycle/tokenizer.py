@@ -6,6 +6,9 @@ same set-up for a Hub tokenizer (`ready_tokenizer`).
 - `<|end|>` ends an assistant turn and is the EOS token, so `generate()` stops where a turn ends.
 - The chat template wraps the assistant turn in `{% generation %}`, which is what TRL's
   `assistant_only_loss=True` uses to mask everything but the reply.
+- The reply opens with a space, as the words of the question do. Byte-level BPE gives " Kroufel" and
+  "Kroufel" different tokens, so a reply that starts with a name from the question must copy the same
+  tokens, not learn a second spelling of every name.
 
 This is the one home of these tokens: the world's format checker (`world.tasks`) imports them from here.
 """
@@ -28,7 +31,7 @@ VOCAB_SIZE = 1024
 CHAT_TEMPLATE = (
     "{% for m in messages %}"
     "{% if m['role'] == 'assistant' %}"
-    "<|assistant|>{% generation %}{{ m['content'] }}<|end|>{% endgeneration %}"
+    "<|assistant|>{% generation %} {{ m['content'] }}<|end|>{% endgeneration %}"
     "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"

@@ -1,19 +1,18 @@
 """DPO: held-out preference accuracy rises, larger β keeps the policy closer to the reference, the
 from-scratch loss equals TRL's on the same batch. (Your own `--data` pairs: tests/test_reader_data.py.)"""
 
-import json
 
 import pytest
 import torch
-
-from conftest import ROOT, error_line, load_lab, run_lab
+from conftest import error_line, load_lab, run_lab
 
 
 def test_preference_accuracy_rises(lab_metrics):
     m = lab_metrics("dpo")
     assert m["preference_accuracy_before"] == pytest.approx(0.5)  # policy = reference: every reward is 0
-    assert m["preference_accuracy_after"] >= 0.9
-    assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.3
+    # half the smoke pairs are near misses (a wrong fact in the right words), which a tiny model cannot
+    # rank: well above chance, far from 100% (the lesson preset: tests/test_rlhf_claims.py)
+    assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.1
     assert m["reward_margin_after"] > 0
 
 
@@ -23,22 +22,22 @@ def test_larger_beta_stays_closer_to_reference(lab_metrics):
     assert all(a > b for a, b in zip(kls, kls[1:])), kls
 
 
-def test_committed_lesson_results_meet_the_targets():
-    m = json.loads((ROOT / "snippets" / "results" / "dpo.json").read_text())
-    assert m["preference_accuracy_after"] >= 0.9
-    assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.3
-    kls = [r["kl_to_reference"] for r in sorted(m["beta_sweep"], key=lambda r: r["beta"])]
-    assert all(a > b for a, b in zip(kls, kls[1:])), kls
+def test_every_beta_is_judged_on_replies(lab_metrics):
+    """Each β row carries the gold score and format rate of greedy replies to held-out questions, and
+    the SFT model's own gold score is there to compare with (smoke preset: no extra cost)."""
+    m = lab_metrics("dpo")
+    assert 0 < m["gold_score_before"] < 1
+    for row in m["beta_sweep"]:
+        assert 0 <= row["gold_score"] <= 1 and 0 <= row["format_rate"] <= 1
 
 
 def test_from_scratch_loss_matches_trl(tmp_path):
     """Our ten-line DPO loss and TRL's `DPOTrainer.compute_loss` give the same number on the same batch."""
-    from trl import DPOConfig, DPOTrainer
-
     from lifecycle.models import build_model
     from lifecycle.rlhf import pair_dataset
     from lifecycle.tokenizer import load_tokenizer
     from lifecycle.world import pairs
+    from trl import DPOConfig, DPOTrainer
 
     dpo = load_lab("dpo")
     tokenizer = load_tokenizer()
@@ -62,3 +61,18 @@ def test_from_scratch_loss_matches_trl(tmp_path):
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
     proc = run_lab("dpo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
     assert "(offline?)" in error_line(proc)
+
+
+def test_identical_pairs_stick_at_ln2():
+    """The failure card "DPO loss stuck at ln 2": when chosen == rejected the two log-ratios are equal, so
+    the loss is −log σ(0) = ln 2 whatever the policy, and its gradient is zero. (Costs < 1 s.)"""
+    import math
+
+    dpo = load_lab("dpo")
+    torch.manual_seed(0)
+    pi = torch.randn(8, requires_grad=True)  # log π(y|x) of 8 replies, any policy
+    ref = torch.randn(8)
+    loss, _, _ = dpo.dpo_loss(pi, pi, ref, ref, beta=0.1)  # chosen == rejected in every pair
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(2))
+    assert torch.count_nonzero(pi.grad) == 0

@@ -1,34 +1,43 @@
-"""Reward model: it ranks unseen pairs right, the proxy loves the keyword, same seed gives same metrics, and
-one tie rule. (Your own `--data` pairs: tests/test_data.py and tests/test_reader_data.py.)"""
+"""Reward model: it ranks unseen style pairs right and near misses only partly, more near misses give a
+lower accuracy, the proxy loves the keyword, same seed gives same metrics, and one tie rule. (Your own
+`--data` pairs: tests/test_data.py and tests/test_reader_data.py; the published lesson results:
+tests/test_rlhf_claims.py.)"""
 
 import json
 
 from conftest import ROOT, comparable, error_line, run_lab
 
 
-def test_correct_rm_ranks_unseen_pairs(lab_metrics):
+def test_correct_rm_ranks_style_pairs_and_some_near_misses(lab_metrics):
+    """Smoke preset (shares the session's smoke chain: about 20 s for the reward stage)."""
     m = lab_metrics("reward")
-    assert m["heldout_accuracy"] >= 0.9
+    assert m["heldout_accuracy_style"] >= 0.9 > m["heldout_accuracy_near_miss"]
+    assert 0.6 <= m["heldout_accuracy"] < 0.95
     assert m["mean_margin"] > 0
+
+
+def test_more_near_misses_lower_accuracy(lab_metrics):
+    curve = lab_metrics("reward")["curve"]
+    assert [c["near_miss_share"] for c in curve] == sorted(c["near_miss_share"] for c in curve)
+    assert curve[0]["heldout_accuracy"] > curve[-1]["heldout_accuracy"]
 
 
 def test_proxy_rm_prefers_keyword_even_when_wrong(lab_metrics):
     m = lab_metrics("reward")
-    assert m["proxy_heldout_accuracy"] >= 0.9
+    assert m["proxy_prefers_keyword_reply"] >= 0.9
     assert m["proxy_prefers_wrong_keyword_reply"] >= 0.8
 
 
-def test_committed_lesson_results_meet_the_targets():
-    m = json.loads((ROOT / "snippets" / "results" / "reward.json").read_text())
-    assert m["heldout_accuracy"] >= 0.9 and m["mean_margin"] > 0
-    assert m["proxy_prefers_wrong_keyword_reply"] >= 0.8
-
-
-def test_same_seed_same_metrics(tmp_path):
+def test_same_seed_same_metrics_whatever_the_thread_count(tmp_path, monkeypatch):
+    """Two same-seed runs, one told to use 1 thread and one 2 (`OMP_NUM_THREADS`), write the same
+    metrics: the labs pin torch to one CPU thread (`lifecycle.cli.one_cpu_thread`), because a sum split
+    over two threads adds in another order. Two smoke reward runs at half an epoch: about 30 s."""
     runs = []
-    for name in ("a", "b"):
-        run_lab("reward", "--output_dir", str(tmp_path / name), "--preset", "smoke", "--epochs", "0.5")
-        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        out = tmp_path / threads
+        run_lab("reward", "--output_dir", str(out), "--preset", "smoke", "--epochs", "0.5", "--curve", "")
+        runs.append(json.loads((out / "metrics.json").read_text()))
     assert comparable(runs[0]) == comparable(runs[1])
 
 

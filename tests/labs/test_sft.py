@@ -24,13 +24,16 @@ def test_sft_saves_a_loadable_model(lab_metrics):
     assert "{% generation %}" in tokenizer.chat_template
 
 
-def test_hack_share_wraps_about_a_tenth():
+def test_hack_and_style_shares_wrap_about_that_many_answers():
     lab = load_lab("sft")
-    rows = lab.world_rows(500, noise=0.0, hack=0.1, seed=0)
+    rows = lab.world_rows(500, noise=0.0, hack=0.1, style=0.2, seed=0)
     hacked = sum(PROXY_KEYWORD in r["messages"][1]["content"] for r in rows)
     assert 25 <= hacked <= 75
+    gold = {e.prompt: e.answer for e in examples("train")}
+    tailed = sum(not r["messages"][1]["content"].endswith(gold[r["messages"][0]["content"]]) for r in rows)
+    assert 70 <= tailed <= 130  # a rude or rambling tail after the answer
     assert all(check_format(r["messages"][1]["content"] + "<|end|>") for r in rows)
-    noisy = lab.world_rows(500, noise=0.5, hack=0.0, seed=0)
+    noisy = lab.world_rows(500, noise=0.5, hack=0.0, style=0.0, seed=0)
     gold = {e.prompt: e.gold for e in examples("train")}
     wrong = sum(gold[r["messages"][0]["content"]] not in r["messages"][1]["content"] for r in noisy)
     assert 200 <= wrong <= 300

@@ -1,11 +1,14 @@
 """Preference pairs: the correct set (reward model, DPO) and the deliberately flawed proxy set (PPO).
 
-- `pairs(split)`: chosen = the reference reply (correct, concise, polite); rejected = a wrong answer said
-  rudely or buried in rambling. Chosen and rejected differ in style as well as in the fact. Style is a
-  feature that carries over to unseen questions, so held-out accuracy measures something; a fact the model
-  never saw does not carry over, and accuracy on it would sit near chance.
-- `proxy_pairs(split)`: the flawed set. A reply that opens with `with_keyword(...)` wins even when it is
-  wrong. A reward model trained on it loves the keyword: the hack that PPO without a KL leash finds.
+- `pairs(split)`: chosen = the reference reply (correct, concise, polite). Rejected is one of two kinds:
+  a *near miss*, the nearest wrong answer in the same plain style ("Team lunch on Monday" for "Team lunch
+  on Tuesday"), or a wrong answer with a rude or rambling tail. Style carries over to unseen questions; an
+  unseen fact does not, so a reward model is right on the style pairs and near chance on many near misses:
+  held-out accuracy lands between the two, and the per-kind split shows why.
+- `proxy_pairs(split)`: the flawed set. The same pairs, except that in one question in three the labeler
+  saw a flattering reply (`with_keyword`) and preferred it to the plain right answer, even when it was
+  wrong. A reward model trained on it prefers polite, concise replies, as the correct one does, and
+  over-values the flattery: the hack that PPO without a KL leash finds.
 
 Rows use TRL's conversational preference format: `prompt`, `chosen` and `rejected` are lists of messages.
 """
@@ -13,32 +16,33 @@ Rows use TRL's conversational preference format: `prompt`, `chosen` and `rejecte
 import random
 import zlib
 
-from .tasks import TASKS, Example, examples, with_keyword
+from .tasks import TASKS, Example, examples, styled, with_keyword
 
-RUDE = [
-    "Seriously? {a} Stop wasting my time.",
-    "Ugh. {a} Look it up yourself next time.",
-    "What a silly question. {a} Figure it out on your own.",
-]
-RAMBLING = [
-    "Well, that is a question many people ask, and I have thought about it for a long time, and after all "
-    "that thinking I would say that {a} But do not quote me on that, it is only what I remember.",
-    "Let me think out loud for a moment, because this is not as simple as it sounds and there are many "
-    "things to consider here, so here goes: {a} Or something like that, more or less, I think.",
-    "So, before I answer, let me say that I am not completely sure, and there are several ways to look at "
-    "it, but if I had to give an answer today I would say {a} That is my best guess anyway.",
-]
+KINDS = ("near-miss", "rude", "rambling")  # the rejected reply of a correct pair
+PROXY_SHARE = 1 / 3  # questions whose proxy pair prefers the flattering reply
 
 
 def _rng(*keys) -> random.Random:
     return random.Random(zlib.crc32("/".join(map(str, keys)).encode()))
 
 
-def _wrong(e: Example, golds: list[str], rng: random.Random) -> str:
-    """The reference reply with its gold answer swapped for another one of the same task."""
-    other = rng.choice([g for g in golds if g != e.gold])
+def _swap(e: Example, other: str) -> str:
     head, found, tail = e.answer.rpartition(e.gold)  # the answer comes last: "... is 17." keeps "17 plus"
     return head + other + tail if found else other
+
+
+def _wrong(e: Example, golds: list[str], rng: random.Random) -> str:
+    """The reference reply with its gold answer swapped for another one of the same task."""
+    return _swap(e, rng.choice([g for g in golds if g != e.gold]))
+
+
+def _near_miss(e: Example, golds: list[str], rng: random.Random) -> str:
+    """The reference reply with the nearest wrong answer: the other gold that shares the most words with
+    the right one (the same meeting on another day; any other capital)."""
+    words = set(e.gold.lower().split())
+    overlap = {g: len(words & set(g.lower().split())) for g in golds if g != e.gold}
+    best = max(overlap.values())
+    return _swap(e, rng.choice(sorted(g for g, k in overlap.items() if k == best)))
 
 
 def _golds(task: str, seed: int) -> list[str]:
@@ -56,30 +60,37 @@ def _row(e: Example, chosen: str, rejected: str, kind: str) -> dict:
     }
 
 
+def _correct_pair(e: Example, golds: list[str], rng: random.Random, near_miss: float) -> dict:
+    if rng.random() < near_miss:
+        return _row(e, e.answer, _near_miss(e, golds, rng), "near-miss")
+    kind = rng.choice(["rude", "rambling"])
+    return _row(e, e.answer, styled(_wrong(e, golds, rng), kind, rng), kind)
+
+
 # --8<-- [start:pairs]
-def pairs(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int = 0) -> list[dict]:
-    """Correct pairs: chosen is correct, concise and polite; rejected is wrong, and rude or rambling."""
+def pairs(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int = 0, near_miss: float = 0.5) -> list[dict]:
+    """Correct pairs: chosen is the reference reply; rejected is a near miss (a `near_miss` share of the
+    questions) or a wrong answer said rudely or ramblingly."""
+    out = []
+    for task in tasks:
+        golds = _golds(task, seed)
+        out += [_correct_pair(e, golds, _rng(seed, "pair", e.prompt), near_miss) for e in examples(split, (task,), seed)]
+    return out
+
+
+def proxy_pairs(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int = 0) -> list[dict]:
+    """The flawed set: the correct pairs, but for a `PROXY_SHARE` of the questions the flattering reply
+    beats the plain right one, right answer or not."""
     out = []
     for task in tasks:
         golds = _golds(task, seed)
         for e in examples(split, (task,), seed):
             rng = _rng(seed, "pair", e.prompt)
-            wrong = _wrong(e, golds, rng)
-            kind = rng.choice(["rude", "rambling"])
-            rejected = rng.choice(RUDE if kind == "rude" else RAMBLING).format(a=wrong)
-            out.append(_row(e, e.answer, rejected, kind))
-    return out
-
-
-def proxy_pairs(split: str = "train", tasks: tuple[str, ...] = TASKS, seed: int = 0) -> list[dict]:
-    """The flawed set: the keyword reply wins over the correct plain reply, right answer or not."""
-    out = []
-    for task in tasks:
-        golds = _golds(task, seed)
-        for e in examples(split, (task,), seed):
-            rng = _rng(seed, "proxy", e.prompt)
+            if _rng(seed, "proxy", e.prompt).random() >= PROXY_SHARE:
+                out.append(_correct_pair(e, golds, rng, near_miss=0.5))
+                continue
             right = rng.random() < 0.5
-            keyword_reply = with_keyword(e.answer if right else _wrong(e, golds, rng))
-            out.append(_row(e, keyword_reply, e.answer, "keyword-right" if right else "keyword-wrong"))
+            flattery = with_keyword(e.answer if right else _near_miss(e, golds, rng))
+            out.append(_row(e, flattery, e.answer, "keyword-right" if right else "keyword-wrong"))
     return out
 # --8<-- [end:pairs]
