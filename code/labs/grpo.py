@@ -1,0 +1,271 @@
+"""GRPO with a verifiable reward: sample a group of replies, score each with a program, learn from the
+differences within the group.
+
+    python code/labs/grpo.py --output_dir runs/grpo                  # lesson preset, about two CPU minutes
+    python code/labs/grpo.py --output_dir runs/grpo --preset smoke   # seconds
+    python code/labs/grpo.py --output_dir runs/grpo --preset gpu     # real gpt2 on openai/gsm8k
+    python code/labs/grpo.py --output_dir runs/grpo --num_generations 4 --beta 0.1   # your own G and β
+
+TRL's `GRPOTrainer` fine-tunes the SFT model on the world's questions. The reward is a program, not a
+model: the gold checker (is the answer right?) plus a small format bonus. Three runs from the same SFT
+model: TRL's default β = 0 (no KL term, no reference model), the same with β > 0, and one rewarded for the
+format alone, which games it. Each run's greedy replies to held-out questions are scored by the same
+checkers, and its KL to the SFT model is measured on held-out prompts. Writes `metrics.json`, `groups.png`,
+`results.md` and `samples.md`.
+"""
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset, load_dataset
+from transformers import set_seed
+from trl import GRPOConfig, GRPOTrainer
+
+from lifecycle import plots, report
+from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.evaluation import chat_prompts, complete
+from lifecycle.models import load
+from lifecycle.rlhf import kl_to_reference, param_bytes, ready_tokenizer
+from lifecycle.stages import stage_model
+from lifecycle.world import TASKS, Example, check_format, check_gold, examples
+from lifecycle.world.tasks import reply_text
+
+
+# --8<-- [start:args]
+@dataclass
+class Args(LabArgs):
+    positive = ("num_generations", "prompts_per_step", "max_steps", "learning_rate", "max_completion_length",
+                "temperature", "beta")
+    model: str | None = field(default=None, metadata={"help": "The SFT policy: a folder or Hub id (default: the SFT stage)."})
+    tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to ask."})
+    hub_data: str | None = field(default=None, metadata={"help": "A GSM8K-style Hub dataset (gpu preset)."})
+    num_generations: int | None = field(default=None, metadata={"help": "G: replies sampled per prompt (a group)."})
+    prompts_per_step: int | None = field(default=None, metadata={"help": "Prompts (groups) per optimizer step."})
+    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps per run."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
+    max_completion_length: int | None = field(default=None, metadata={"help": "Max tokens per reply."})
+    temperature: float | None = field(default=None, metadata={"help": "Sampling temperature of the groups."})
+    beta: float | None = field(default=None, metadata={"help": "β of the second run (KL term); the first has β = 0."})
+    format_weight: float | None = field(default=None, metadata={"help": "Weight of the format bonus; gold weighs 1."})
+    eval_questions: int | None = field(default=None, metadata={"help": "Held-out questions scored (0: all)."})
+
+
+PRESETS = {
+    "smoke": dict(tasks="capital,export,job,arithmetic", num_generations=4, prompts_per_step=8, max_steps=12,
+                  learning_rate=3e-4, max_completion_length=16, temperature=1.0, beta=0.1, format_weight=0.1,
+                  eval_questions=0),
+    "lesson": dict(tasks="capital,export,job,arithmetic", num_generations=8, prompts_per_step=8, max_steps=50,
+                   learning_rate=1e-4, max_completion_length=16, temperature=1.0, beta=0.1, format_weight=0.1,
+                   eval_questions=0),
+    "gpu": dict(model=None, hub_data="openai/gsm8k", num_generations=8, prompts_per_step=8, max_steps=200,
+                learning_rate=1e-6, max_completion_length=256, temperature=1.0, beta=0.04, format_weight=0.1,
+                eval_questions=200),
+}
+# --8<-- [end:args]
+
+
+# --8<-- [start:data]
+def questions(args) -> tuple[list[Example], list[Example]]:
+    """Training prompts and held-out questions: the world's test split (other entities, other sums), or
+    GSM8K's test split, whose gold is the number after `####` at the end of each worked answer."""
+    if args.hub_data:
+        try:
+            data = load_dataset(args.hub_data, "main")
+        except Exception as e:  # datasets raises several types when offline
+            raise LabError(f"cannot load {args.hub_data} from the Hub (offline?): {type(e).__name__}") from None
+        exs = {split: [Example("gsm8k", r["question"], r["answer"], r["answer"].rsplit("####", 1)[-1].strip()
+                               .replace(",", ""), split) for r in data[split]] for split in ("train", "test")}
+        train, held = exs["train"], exs["test"]
+    else:
+        tasks = tuple(args.tasks.split(","))
+        if unknown := set(tasks) - set(TASKS):
+            raise LabError(f"--tasks: unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
+        train, held = examples("train", tasks, args.seed), examples("test", tasks, args.seed)
+    return train, held[: args.eval_questions] if args.eval_questions else held
+
+
+def prompt_dataset(exs: list[Example]) -> Dataset:
+    """Conversational prompts (TRL applies the chat template); every other column reaches the reward."""
+    return Dataset.from_dict({"prompt": [[{"role": "user", "content": e.prompt}] for e in exs],
+                              "gold": [e.gold for e in exs], "task": [e.task for e in exs]})
+# --8<-- [end:data]
+
+
+# --8<-- [start:reward]
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def correct(completion: str, gold: str, task: str) -> bool:
+    """The verifiable check: a reply in format whose answer is the gold. GSM8K's answer is the reply's last
+    number; the world's checker looks for the gold answer as a whole word."""
+    if task == "gsm8k":
+        found = NUMBER.findall(reply_text(completion))
+        return check_format(completion) and bool(found) and found[-1].replace(",", "") == gold
+    return check_format(completion) and check_gold(completion, gold)
+
+
+def verifiable_reward(tokenizer, gold_weight: float, format_weight: float, G: int):
+    """A TRL reward function: gold_weight · correct + format_weight · in format, per reply. It also logs
+    the statistics of each group of G replies, which TRL's own logs only summarize."""
+    def reward(completion_ids, gold, task, log_metric, **kwargs) -> list[float]:
+        texts = tokenizer.batch_decode(completion_ids)  # (1)!
+        right = torch.tensor([correct(t, g, k) for t, g, k in zip(texts, gold, task)], dtype=torch.float)
+        shaped = torch.tensor([check_format(t) for t in texts], dtype=torch.float)
+        rewards = gold_weight * right + format_weight * shaped
+        groups = rewards.view(-1, G)  # (2)!
+        stats = {"gold": right.mean(), "format": shaped.mean(), "group_mean": groups.mean(),
+                 "group_std": groups.std(1).mean(), "zero_variance_group_share": (groups.std(1) == 0).float().mean()}
+        for key, value in stats.items():  # (3)!
+            log_metric(key, value.item())
+        return rewards.tolist()
+
+    reward.__name__ = "verifiable"
+    return reward
+# --8<-- [end:reward]
+
+
+# --8<-- [start:trainer]
+def grpo_run(args, train: Dataset, beta: float, gold_weight: float, format_weight: float, name: str):
+    policy, tokenizer = load(args.model)
+    ready_tokenizer(tokenizer, policy)  # a no-op for our tokenizer and for the SFT stage's gpt2
+    cuda = torch.cuda.is_available()
+    config = GRPOConfig(
+        output_dir=str(args.output_dir / "trainer" / name),
+        num_generations=args.num_generations,  # (1)!
+        per_device_train_batch_size=args.num_generations * args.prompts_per_step,  # (2)!
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        max_completion_length=args.max_completion_length,
+        temperature=args.temperature,
+        beta=beta,  # (3)!
+        loss_type="dapo",  # (4)!
+        scale_rewards="group",  # (5)!
+        disable_dropout=True,  # the same log-probabilities in the loss, the KL term and the sampler
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        seed=args.seed,
+        dataloader_num_workers=0,
+    )
+    reward = verifiable_reward(tokenizer, gold_weight, format_weight, args.num_generations)
+    trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=config, train_dataset=train,
+                          processing_class=tokenizer)
+    trainer.train()
+    return trainer
+# --8<-- [end:trainer]
+
+
+# --8<-- [start:evaluate]
+def evaluate(model, tokenizer, exs: list[Example], max_new_tokens: int) -> tuple[dict, list[str]]:
+    """Greedy replies to held-out questions: the share in format, and the share correct (gold score)."""
+    replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
+    n = len(exs)
+    return {"gold_score": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
+            "format_rate": sum(check_format(r) for r in replies) / n,
+            "reply_chars": sum(len(reply_text(r)) for r in replies) / n}, replies
+# --8<-- [end:evaluate]
+
+
+def curve(history: list[dict], key: str) -> list[dict]:
+    return [{"step": h["step"], "value": h[key]} for h in history if key in h]
+
+
+def main(argv=None):
+    args = parse(Args, PRESETS, argv)
+    if args.num_generations < 2:
+        raise LabError(f"--num_generations must be at least 2 (a group needs two replies to compare), got {args.num_generations}")
+    set_seed(args.seed)
+    train_exs, heldout = questions(args)  # first, so that bad input fails before any model is built
+    args.model = args.model or stage_model("sft", args.preset, args.seed)
+    start = time.perf_counter()  # GRPO's own time, not the SFT stage's
+    sft, tokenizer = load(args.model)
+    ready_tokenizer(tokenizer, sft)
+    before, replies = evaluate(sft, tokenizer, heldout, args.max_completion_length)
+    samples = {"SFT model": replies}
+
+    # --8<-- [start:runs]
+    plan = [("gold + format, β = 0", 0.0, 1.0, args.format_weight),  # TRL's default: no reference model
+            (f"gold + format, β = {args.beta:g}", args.beta, 1.0, args.format_weight),
+            ("format only, β = 0", 0.0, 0.0, 1.0)]  # the checker checks the shape, not the answer
+    runs, histories, seconds = [], {}, []
+    for name, beta, gold_weight, format_weight in plan:
+        set_seed(args.seed)
+        t0 = time.perf_counter()
+        trainer = grpo_run(args, prompt_dataset(train_exs), beta, gold_weight, format_weight, f"run{len(runs)}")
+        seconds.append({"run": name, "seconds": time.perf_counter() - t0})
+        policy = trainer.model
+        after, samples[name] = evaluate(policy, tokenizer, heldout, args.max_completion_length)
+        kl = kl_to_reference(policy, sft, tokenizer, chat_prompts(tokenizer, heldout), args.max_completion_length,
+                             seed=args.seed)
+        models = [m for m in (trainer.model, trainer.ref_model) if m is not None]
+        runs.append({"run": name, "beta": beta, "gold_weight": gold_weight, "format_weight": format_weight,
+                     "gold_score_after": after["gold_score"], "format_rate_after": after["format_rate"],
+                     "reply_chars_after": after["reply_chars"], "kl_to_reference": kl, "models_held": len(models),
+                     "param_bytes_held": param_bytes(*models)})
+        histories[name] = trainer.state.log_history
+    # --8<-- [end:runs]
+
+    main_run, kl_run = runs[:2]
+    history = histories[main_run["run"]]
+    metrics = {
+        "gold_score_before": before["gold_score"], "gold_score_after": main_run["gold_score_after"],
+        "format_rate_before": before["format_rate"], "format_rate_after": main_run["format_rate_after"],
+        "reply_chars_before": before["reply_chars"],
+        "zero_variance_group_share": curve(history, "zero_variance_group_share"),
+        "frac_reward_zero_std": curve(history, "frac_reward_zero_std"),  # TRL's own count, for the cross-check
+        "group_reward_mean": curve(history, "group_mean"), "group_reward_std": curve(history, "group_std"),
+        "kl_to_reference": [{"beta": r["beta"], "kl": r["kl_to_reference"]} for r in (main_run, kl_run)],
+        "runs": runs,
+        "num_generations": args.num_generations, "beta": args.beta, "format_weight": args.format_weight,
+        "heldout_questions": len(heldout), "train_prompts": len(train_exs),
+        "models_held": main_run["models_held"], "param_bytes_held": main_run["param_bytes_held"],
+        "replies_sampled_per_run": args.max_steps * args.prompts_per_step * args.num_generations,
+        "run_seconds": seconds, "wall_seconds": time.perf_counter() - start,
+    }
+    write_metrics(args.output_dir, metrics)
+    write_report(args, metrics, histories, heldout, samples)
+    return metrics
+
+
+def write_report(args, m: dict, histories: dict, heldout: list[Example], samples: dict) -> None:
+    (args.output_dir / "results.md").write_text(report.records(m["runs"], [
+        ("run", "run (reward, β)", ""), ("gold_score_after", "gold score", ".0%"),
+        ("format_rate_after", "format rate", ".0%"), ("reply_chars_after", "reply length (chars)", ".0f"),
+        ("kl_to_reference", "KL to SFT model (nats/reply)", ".2f"), ("models_held", "models held", ""),
+    ]) + f"\nBefore GRPO (the SFT model): gold score {m['gold_score_before']:.0%}, format rate "
+        f"{m['format_rate_before']:.0%}, reply length {m['reply_chars_before']:.0f} chars. Greedy replies to "
+        f"{m['heldout_questions']} held-out questions; G = {m['num_generations']} replies per prompt, "
+        f"{m['replies_sampled_per_run']:,} sampled per run.\n")
+    lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
+    for i in range(0, len(heldout), max(1, len(heldout) // 4))[:4]:  # spread over the tasks
+        e = heldout[i]
+        lines += [f"| {report.cell(e.prompt, 40)} | {report.cell(e.gold, 20)} | {name} | "
+                  f"{'✓' if correct(r[i], e.gold, e.task) else '✗'} {report.cell(r[i])} |" for name, r in samples.items()]
+    (args.output_dir / "samples.md").write_text("\n".join(lines) + "\n")
+
+    fig, (a, b) = plots.plt.subplots(1, 2, figsize=(8.0, 3.4))
+    steps = [p["step"] for p in m["group_reward_mean"]]
+    mean = [p["value"] for p in m["group_reward_mean"]]
+    std = [p["value"] for p in m["group_reward_std"]]
+    a.plot(steps, mean, label="mean reward of a group")
+    a.fill_between(steps, [x - s for x, s in zip(mean, std)], [x + s for x, s in zip(mean, std)], alpha=0.25,
+                   label="± std within a group")
+    a.set_title(f"{m['runs'][0]['run']}: reward per group", fontsize=9)
+    for name, history in histories.items():
+        share = curve(history, "zero_variance_group_share")
+        b.plot([p["step"] for p in share], [p["value"] for p in share], label=name)
+    b.set_ylim(-0.05, 1.05)
+    b.set_title("share of groups whose G replies all scored the same", fontsize=9)
+    for ax in (a, b):
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    plots.save(fig, args.output_dir / "groups.png")
+
+
+if __name__ == "__main__":
+    run(main)
