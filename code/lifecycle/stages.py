@@ -41,6 +41,8 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
     "reward": Stage("Reward model", "Bradley–Terry on chosen / rejected pairs", ("sft",)),
     "ppo": Stage("PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")),
     "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
+    "grpo": Stage("GRPO", "a program as the reward, the group as the baseline: RL as TRL does it now",
+                  ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
     "parallelism": Stage("Parallelism", "data, tensor, pipeline and sharded parallelism on two CPU processes"),
     "mechanics": Stage("Mechanics", "warmup, precision, accumulation, checkpointing and resume"),
