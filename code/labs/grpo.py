@@ -11,7 +11,7 @@ model: the gold checker (is the answer right?) plus a small format bonus. Three 
 model: TRL's default β = 0 (no KL term, no reference model), the same with β > 0, and one rewarded for the
 format alone, which games it. Each run's greedy replies to held-out questions are scored by the same
 checkers, and its KL to the SFT model is measured on held-out prompts. Writes `metrics.json`, `groups.png`,
-`results.md` and `samples.md`.
+`results.md`, `kl.md` and `samples.md`.
 """
 
 import re
@@ -241,6 +241,11 @@ def write_report(args, m: dict, histories: dict, heldout: list[Example], samples
         f"{m['format_rate_before']:.0%}, reply length {m['reply_chars_before']:.0f} chars. Greedy replies to "
         f"{m['heldout_questions']} held-out questions; G = {m['num_generations']} replies per prompt, "
         f"{m['replies_sampled_per_run']:,} sampled per run.\n")
+    leash = [r | {"mib": r["param_bytes_held"] / 2**20, "seconds": t["seconds"]} for r, t in zip(m["runs"][:2], m["run_seconds"])]
+    (args.output_dir / "kl.md").write_text(report.records(leash, [
+        ("beta", "β", "g"), ("models_held", "models held", ""), ("mib", "parameter memory (MiB)", ".1f"),
+        ("seconds", "training time (s, shared 2-core CPU)", ".0f"), ("kl_to_reference", "KL to SFT model", ".2f"),
+        ("gold_score_after", "gold score", ".0%")]))
     lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
     for i in range(0, len(heldout), max(1, len(heldout) // 4))[:4]:  # spread over the tasks
         e = heldout[i]
