@@ -7,14 +7,13 @@ differences within the group.
     python code/labs/grpo.py --output_dir runs/grpo --num_generations 4 --beta 0.1   # your own G and β
 
 TRL's `GRPOTrainer` fine-tunes the SFT model on the world's questions. The reward is a program, not a
-model: the gold checker (is the answer right?) plus a small format bonus. Three runs from the same SFT
-model: TRL's default β = 0 (no KL term, no reference model), the same with β > 0, and one rewarded for the
-format alone, which games it. Each run's greedy replies to held-out questions are scored by the same
-checkers, and its KL to the SFT model is measured on held-out prompts. Writes `metrics.json`, `groups.png`,
-`results.md`, `kl.md` and `samples.md`.
+model: is the reply's final answer the gold one? (plus a small bonus for the reply format). Three runs from
+the same SFT model: TRL's default β = 0 (no KL term, no reference model), the same with β > 0, and one paid
+by a lenient checker that accepts the gold answer anywhere in the reply, which gets gamed. Each run's
+greedy replies to held-out questions are scored by both checkers, and its KL to the SFT model is measured
+on held-out prompts. Writes `metrics.json`, `groups.png`, `results.md` and `samples.md`.
 """
 
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -29,8 +28,8 @@ from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
 from lifecycle.rlhf import kl_to_reference, param_bytes, ready_tokenizer
 from lifecycle.stages import stage_model
-from lifecycle.world import TASKS, Example, check_format, check_gold, examples
-from lifecycle.world.tasks import reply_text
+from lifecycle.rewards import correct, formatted
+from lifecycle.world import TASKS, Example, examples
 
 
 # --8<-- [start:args]
@@ -48,20 +47,17 @@ class Args(LabArgs):
     max_completion_length: int | None = field(default=None, metadata={"help": "Max tokens per reply."})
     temperature: float | None = field(default=None, metadata={"help": "Sampling temperature of the groups."})
     beta: float | None = field(default=None, metadata={"help": "β of the second run (KL term); the first has β = 0."})
-    format_weight: float | None = field(default=None, metadata={"help": "Weight of the format bonus; gold weighs 1."})
+    format_weight: float | None = field(default=None, metadata={"help": "The format bonus; a right answer earns 1."})
     eval_questions: int | None = field(default=None, metadata={"help": "Held-out questions scored (0: all)."})
 
 
+WORLD = dict(tasks="capital,export,job,arithmetic", max_completion_length=16, temperature=1.0, beta=0.1,
+             format_weight=0.1, eval_questions=0)
 PRESETS = {
-    "smoke": dict(tasks="capital,export,job,arithmetic", num_generations=4, prompts_per_step=8, max_steps=12,
-                  learning_rate=3e-4, max_completion_length=16, temperature=1.0, beta=0.1, format_weight=0.1,
-                  eval_questions=0),
-    "lesson": dict(tasks="capital,export,job,arithmetic", num_generations=8, prompts_per_step=8, max_steps=50,
-                   learning_rate=1e-4, max_completion_length=16, temperature=1.0, beta=0.1, format_weight=0.1,
-                   eval_questions=0),
-    "gpu": dict(model=None, hub_data="openai/gsm8k", num_generations=8, prompts_per_step=8, max_steps=200,
-                learning_rate=1e-6, max_completion_length=256, temperature=1.0, beta=0.04, format_weight=0.1,
-                eval_questions=200),
+    "smoke": WORLD | dict(num_generations=4, prompts_per_step=8, max_steps=12, learning_rate=3e-4),
+    "lesson": WORLD | dict(num_generations=8, prompts_per_step=8, max_steps=50, learning_rate=1e-4),
+    "gpu": dict(hub_data="openai/gsm8k", num_generations=8, prompts_per_step=8, max_steps=200, learning_rate=1e-6,
+                max_completion_length=256, temperature=1.0, beta=0.04, format_weight=0.1, eval_questions=200),
 }
 # --8<-- [end:args]
 
@@ -94,26 +90,14 @@ def prompt_dataset(exs: list[Example]) -> Dataset:
 
 
 # --8<-- [start:reward]
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def correct(completion: str, gold: str, task: str) -> bool:
-    """The verifiable check: a reply in format whose answer is the gold. GSM8K's answer is the reply's last
-    number; the world's checker looks for the gold answer as a whole word."""
-    if task == "gsm8k":
-        found = NUMBER.findall(reply_text(completion))
-        return check_format(completion) and bool(found) and found[-1].replace(",", "") == gold
-    return check_format(completion) and check_gold(completion, gold)
-
-
-def verifiable_reward(tokenizer, gold_weight: float, format_weight: float, G: int):
-    """A TRL reward function: gold_weight · correct + format_weight · in format, per reply. It also logs
-    the statistics of each group of G replies, which TRL's own logs only summarize."""
+def verifiable_reward(tokenizer, G: int, format_weight: float, anywhere: bool = False):
+    """A TRL reward function: 1 for a right answer plus `format_weight` for the format, per reply. It also
+    logs the statistics of each group of G replies, which TRL's own logs only summarize."""
     def reward(completion_ids, gold, task, log_metric, **kwargs) -> list[float]:
         texts = tokenizer.batch_decode(completion_ids)  # (1)!
-        right = torch.tensor([correct(t, g, k) for t, g, k in zip(texts, gold, task)], dtype=torch.float)
-        shaped = torch.tensor([check_format(t) for t in texts], dtype=torch.float)
-        rewards = gold_weight * right + format_weight * shaped
+        right = torch.tensor([correct(t, g, k, anywhere) for t, g, k in zip(texts, gold, task)], dtype=torch.float)
+        shaped = torch.tensor([formatted(t, k) for t, k in zip(texts, task)], dtype=torch.float)
+        rewards = right + format_weight * shaped
         groups = rewards.view(-1, G)  # (2)!
         stats = {"gold": right.mean(), "format": shaped.mean(), "group_mean": groups.mean(),
                  "group_std": groups.std(1).mean(), "zero_variance_group_share": (groups.std(1) == 0).float().mean()}
@@ -127,7 +111,7 @@ def verifiable_reward(tokenizer, gold_weight: float, format_weight: float, G: in
 
 
 # --8<-- [start:trainer]
-def grpo_run(args, train: Dataset, beta: float, gold_weight: float, format_weight: float, name: str):
+def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
     policy, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, policy)  # a no-op for our tokenizer and for the SFT stage's gpt2
     cuda = torch.cuda.is_available()
@@ -152,7 +136,7 @@ def grpo_run(args, train: Dataset, beta: float, gold_weight: float, format_weigh
         seed=args.seed,
         dataloader_num_workers=0,
     )
-    reward = verifiable_reward(tokenizer, gold_weight, format_weight, args.num_generations)
+    reward = verifiable_reward(tokenizer, args.num_generations, args.format_weight, anywhere)
     trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=config, train_dataset=train,
                           processing_class=tokenizer)
     trainer.train()
@@ -162,17 +146,22 @@ def grpo_run(args, train: Dataset, beta: float, gold_weight: float, format_weigh
 
 # --8<-- [start:evaluate]
 def evaluate(model, tokenizer, exs: list[Example], max_new_tokens: int) -> tuple[dict, list[str]]:
-    """Greedy replies to held-out questions: the share in format, and the share correct (gold score)."""
+    """Greedy replies to held-out questions: the share in format, the share whose final answer is right (gold
+    score), and the share the lenient check would pass."""
     replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
     n = len(exs)
     return {"gold_score": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
-            "format_rate": sum(check_format(r) for r in replies) / n,
-            "reply_chars": sum(len(reply_text(r)) for r in replies) / n}, replies
+            "gold_anywhere": sum(correct(r, e.gold, e.task, anywhere=True) for r, e in zip(replies, exs)) / n,
+            "format_rate": sum(formatted(r, e.task) for r, e in zip(replies, exs)) / n}, replies
 # --8<-- [end:evaluate]
 
 
 def curve(history: list[dict], key: str) -> list[dict]:
     return [{"step": h["step"], "value": h[key]} for h in history if key in h]
+
+
+def values(points: list[dict]) -> list[float]:
+    return [p["value"] for p in points]
 
 
 def main(argv=None):
@@ -189,23 +178,23 @@ def main(argv=None):
     samples = {"SFT model": replies}
 
     # --8<-- [start:runs]
-    plan = [("gold + format, β = 0", 0.0, 1.0, args.format_weight),  # TRL's default: no reference model
-            (f"gold + format, β = {args.beta:g}", args.beta, 1.0, args.format_weight),
-            ("format only, β = 0", 0.0, 0.0, 1.0)]  # the checker checks the shape, not the answer
+    plan = [("final answer, β = 0", 0.0, False),  # TRL's default β: no reference model
+            (f"final answer, β = {args.beta:g}", args.beta, False),
+            ("answer anywhere, β = 0", 0.0, True)]  # the lenient checker, gamed
     runs, histories, seconds = [], {}, []
-    for name, beta, gold_weight, format_weight in plan:
+    for name, beta, anywhere in plan:
         set_seed(args.seed)
         t0 = time.perf_counter()
-        trainer = grpo_run(args, prompt_dataset(train_exs), beta, gold_weight, format_weight, f"run{len(runs)}")
+        trainer = grpo_run(args, prompt_dataset(train_exs), beta, anywhere, f"run{len(runs)}")
         seconds.append({"run": name, "seconds": time.perf_counter() - t0})
         policy = trainer.model
         after, samples[name] = evaluate(policy, tokenizer, heldout, args.max_completion_length)
         kl = kl_to_reference(policy, sft, tokenizer, chat_prompts(tokenizer, heldout), args.max_completion_length,
                              seed=args.seed)
         models = [m for m in (trainer.model, trainer.ref_model) if m is not None]
-        runs.append({"run": name, "beta": beta, "gold_weight": gold_weight, "format_weight": format_weight,
-                     "gold_score_after": after["gold_score"], "format_rate_after": after["format_rate"],
-                     "reply_chars_after": after["reply_chars"], "kl_to_reference": kl, "models_held": len(models),
+        runs.append({"run": name, "beta": beta, "checker": "anywhere" if anywhere else "final answer",
+                     "gold_score_after": after["gold_score"], "gold_anywhere_after": after["gold_anywhere"],
+                     "format_rate_after": after["format_rate"], "kl_to_reference": kl, "models_held": len(models),
                      "param_bytes_held": param_bytes(*models)})
         histories[name] = trainer.state.log_history
     # --8<-- [end:runs]
@@ -215,12 +204,11 @@ def main(argv=None):
     metrics = {
         "gold_score_before": before["gold_score"], "gold_score_after": main_run["gold_score_after"],
         "format_rate_before": before["format_rate"], "format_rate_after": main_run["format_rate_after"],
-        "reply_chars_before": before["reply_chars"],
+        "gold_anywhere_before": before["gold_anywhere"], "runs": runs,
         "zero_variance_group_share": curve(history, "zero_variance_group_share"),
         "frac_reward_zero_std": curve(history, "frac_reward_zero_std"),  # TRL's own count, for the cross-check
         "group_reward_mean": curve(history, "group_mean"), "group_reward_std": curve(history, "group_std"),
         "kl_to_reference": [{"beta": r["beta"], "kl": r["kl_to_reference"]} for r in (main_run, kl_run)],
-        "runs": runs,
         "num_generations": args.num_generations, "beta": args.beta, "format_weight": args.format_weight,
         "heldout_questions": len(heldout), "train_prompts": len(train_exs),
         "models_held": main_run["models_held"], "param_bytes_held": main_run["param_bytes_held"],
@@ -233,43 +221,37 @@ def main(argv=None):
 
 
 def write_report(args, m: dict, histories: dict, heldout: list[Example], samples: dict) -> None:
-    (args.output_dir / "results.md").write_text(report.records(m["runs"], [
-        ("run", "run (reward, β)", ""), ("gold_score_after", "gold score", ".0%"),
-        ("format_rate_after", "format rate", ".0%"), ("reply_chars_after", "reply length (chars)", ".0f"),
-        ("kl_to_reference", "KL to SFT model (nats/reply)", ".2f"), ("models_held", "models held", ""),
-    ]) + f"\nBefore GRPO (the SFT model): gold score {m['gold_score_before']:.0%}, format rate "
-        f"{m['format_rate_before']:.0%}, reply length {m['reply_chars_before']:.0f} chars. Greedy replies to "
-        f"{m['heldout_questions']} held-out questions; G = {m['num_generations']} replies per prompt, "
-        f"{m['replies_sampled_per_run']:,} sampled per run.\n")
-    leash = [r | {"mib": r["param_bytes_held"] / 2**20, "seconds": t["seconds"]} for r, t in zip(m["runs"][:2], m["run_seconds"])]
-    (args.output_dir / "kl.md").write_text(report.records(leash, [
-        ("beta", "β", "g"), ("models_held", "models held", ""), ("mib", "parameter memory (MiB)", ".1f"),
-        ("seconds", "training time (s, shared 2-core CPU)", ".0f"), ("kl_to_reference", "KL to SFT model", ".2f"),
-        ("gold_score_after", "gold score", ".0%")]))
+    out, runs = args.output_dir, m["runs"]
+    rows = [r | {"mib": r["param_bytes_held"] / 2**20, "s": t["seconds"]} for r, t in zip(runs, m["run_seconds"])]
+    (out / "results.md").write_text(report.records(rows, [
+        ("run", "run (checker, β)", ""), ("gold_score_after", "gold score (final answer)", ".0%"),
+        ("gold_anywhere_after", "answer anywhere", ".0%"), ("format_rate_after", "format rate", ".0%"),
+        ("kl_to_reference", "KL to SFT model", ".2f"), ("models_held", "models held", ""),
+        ("mib", "parameter memory (MiB)", ".1f"), ("s", "training time (s)", ".0f"),
+    ]) + f"\nBefore GRPO (the SFT model): gold score {m['gold_score_before']:.0%} (answer anywhere "
+        f"{m['gold_anywhere_before']:.0%}), format rate {m['format_rate_before']:.0%}. Greedy replies to "
+        f"{m['heldout_questions']} held-out questions; KL in nats per reply; G = {m['num_generations']}, "
+        f"{m['replies_sampled_per_run']:,} replies sampled per run; times on a shared 2-core CPU.\n")
     lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
     for i in range(0, len(heldout), max(1, len(heldout) // 4))[:4]:  # spread over the tasks
         e = heldout[i]
         lines += [f"| {report.cell(e.prompt, 40)} | {report.cell(e.gold, 20)} | {name} | "
                   f"{'✓' if correct(r[i], e.gold, e.task) else '✗'} {report.cell(r[i])} |" for name, r in samples.items()]
-    (args.output_dir / "samples.md").write_text("\n".join(lines) + "\n")
+    (out / "samples.md").write_text("\n".join(lines) + "\n")
 
     fig, (a, b) = plots.plt.subplots(1, 2, figsize=(8.0, 3.4))
-    steps = [p["step"] for p in m["group_reward_mean"]]
-    mean = [p["value"] for p in m["group_reward_mean"]]
-    std = [p["value"] for p in m["group_reward_std"]]
+    (steps, mean), std = zip(*[(p["step"], p["value"]) for p in m["group_reward_mean"]]), values(m["group_reward_std"])
     a.plot(steps, mean, label="mean reward of a group")
     a.fill_between(steps, [x - s for x, s in zip(mean, std)], [x + s for x, s in zip(mean, std)], alpha=0.25,
                    label="± std within a group")
-    a.set_title(f"{m['runs'][0]['run']}: reward per group", fontsize=9)
+    a.set_title(f"{runs[0]['run']}: reward per group", fontsize=9)
     for name, history in histories.items():
-        share = curve(history, "zero_variance_group_share")
-        b.plot([p["step"] for p in share], [p["value"] for p in share], label=name)
-    b.set_ylim(-0.05, 1.05)
-    b.set_title("share of groups whose G replies all scored the same", fontsize=9)
+        b.plot(steps, values(curve(history, "zero_variance_group_share")), label=name)
+    b.set(ylim=(-0.05, 1.05), title="share of groups whose G replies all scored the same")
     for ax in (a, b):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    plots.save(fig, args.output_dir / "groups.png")
+    plots.save(fig, out / "groups.png")
 
 
 if __name__ == "__main__":
