@@ -23,11 +23,13 @@ from transformers import set_seed
 from trl import GRPOConfig, GRPOTrainer
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, parse, run, write_metrics
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics
 from lifecycle.evaluation import chat_prompts, complete
 from lifecycle.models import load
-from lifecycle.rlhf import kl_to_reference, param_bytes, ready_tokenizer
+from lifecycle.rlhf import kl_to_reference, param_bytes
 from lifecycle.stages import stage_model
+from lifecycle.tokenizer import ready_tokenizer
+from lifecycle.training import trainer_defaults
 from lifecycle.rewards import correct, formatted
 from lifecycle.world import TASKS, Example, examples
 
@@ -75,9 +77,7 @@ def questions(args) -> tuple[list[Example], list[Example]]:
                                .replace(",", ""), split) for r in data[split]] for split in ("train", "test")}
         train, held = exs["train"], exs["test"]
     else:
-        tasks = tuple(args.tasks.split(","))
-        if unknown := set(tasks) - set(TASKS):
-            raise LabError(f"--tasks: unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
+        tasks = tuple(comma_list("tasks", args.tasks, str, TASKS))
         train, held = examples("train", tasks, args.seed), examples("test", tasks, args.seed)
     return train, held[: args.eval_questions] if args.eval_questions else held
 
@@ -114,9 +114,8 @@ def verifiable_reward(tokenizer, G: int, format_weight: float, anywhere: bool = 
 def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
     policy, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, policy)  # a no-op for our tokenizer and for the SFT stage's gpt2
-    cuda = torch.cuda.is_available()
     config = GRPOConfig(
-        output_dir=str(args.output_dir / "trainer" / name),
+        **trainer_defaults(args.output_dir / "trainer" / name, args.seed),
         num_generations=args.num_generations,  # (1)!
         per_device_train_batch_size=args.num_generations * args.prompts_per_step,  # (2)!
         max_steps=args.max_steps,
@@ -128,13 +127,6 @@ def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
         scale_rewards="group",  # (5)!
         disable_dropout=True,  # the same log-probabilities in the loss, the KL term and the sampler
         logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
-        seed=args.seed,
-        dataloader_num_workers=0,
     )
     reward = verifiable_reward(tokenizer, args.num_generations, args.format_weight, anywhere)
     trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=config, train_dataset=train,

@@ -28,8 +28,3 @@ def records(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     lines += ["| " + " | ".join(fmt(r[k], s) for k, _, s in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
-
-def cell(text: str, width: int = 60) -> str:
-    """Text for a Markdown table cell: special tokens visible, newlines shown as ⏎, long text cut."""
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;").replace("\n", "⏎")

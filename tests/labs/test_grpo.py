@@ -5,22 +5,14 @@ table is the one the published results give.
 Cost: the smoke run (three short GRPO runs, about 30 s of one core) is shared with tests/test_labs.py
 through the session cache; the rest are unit checks (about 2 s)."""
 
-import importlib.util
 import json
 
 import pytest
 import torch
 
-from conftest import LABS, ROOT, error_line, run_lab
+from conftest import ROOT, comparable, error_line, load_lab, run_lab
 from lifecycle import machinery
 from lifecycle.rewards import correct, final_answer
-
-
-def lab_module():
-    spec = importlib.util.spec_from_file_location("grpo_lab", LABS / "grpo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def values(curve: list[dict]) -> list[float]:
@@ -63,7 +55,7 @@ def test_zero_variance_share_is_trls_frac_reward_zero_std(lab_metrics):
 
 
 def test_reward_scores_groups_and_logs_their_statistics():
-    grpo = lab_module()
+    grpo = load_lab("grpo")
     from lifecycle.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
@@ -116,7 +108,7 @@ def test_machinery_table_shows_unpublished_labs(tmp_path):
     "args, message",
     [
         (["--num_generations", "1"], "--num_generations must be at least 2"),
-        (["--tasks", "capital,poetry"], "--tasks: unknown task(s) poetry"),
+        (["--tasks", "capital,poetry"], "--tasks: unknown poetry; choose from"),
         (["--beta", "0"], "--beta must be a positive number"),
         (["--max_steps", "0"], "--max_steps must be a positive number"),
     ],
@@ -131,3 +123,11 @@ def test_bad_flags_are_one_line_exit_2(args, message, tmp_path):
 def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
     proc = run_lab("grpo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
     assert "cannot load openai/gsm8k from the Hub (offline?)" in error_line(proc)
+
+
+def test_same_seed_same_metrics(tmp_path, lab_metrics):
+    """A second smoke run with the same seed reproduces the session's run (timings aside). Cost: one more
+    smoke run, about 15 s of one core."""
+    first = lab_metrics("grpo")
+    run_lab("grpo", "--output_dir", str(tmp_path / "again"), "--preset", "smoke")
+    assert comparable(json.loads((tmp_path / "again" / "metrics.json").read_text())) == comparable(first)
