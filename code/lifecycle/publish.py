@@ -4,14 +4,12 @@
     python -m lifecycle.publish pretrain   # just one (several: still in lifecycle order)
 
 For each lab: `results.md` and `metrics.json` go to `snippets/results/<lab>.{md,json}`, and its plots to
-`docs/assets/labs/<lab>/`; publishing PPO, GRPO or DPO also rewrites the three-way machinery table
-(`lifecycle.machinery`). Pages include those files, so no number on the site is typed by hand.
+`docs/assets/labs/<lab>/`. Pages include those files, so no number on the site is typed by hand.
 """
 
 import shutil
 import sys
 
-from . import machinery
 from .cache import ROOT
 from .stages import STAGES, ensure_stage
 
@@ -32,8 +30,6 @@ def publish(lab: str) -> None:
         for p in plots:
             shutil.copy(p, ASSETS / lab / p.name)
     print(f"published {lab}: {len(plots)} plot(s)")
-    if lab in machinery.METHODS:  # the PPO | GRPO | DPO table reads the published results
-        machinery.write(RESULTS)
 
 
 def main(labs: list[str]) -> None:

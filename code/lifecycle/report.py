@@ -27,4 +27,3 @@ def records(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + " ---: |" * len(columns)]
     lines += ["| " + " | ".join(fmt(r[k], s) for k, _, s in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
