@@ -143,7 +143,8 @@ def test_grpo_items_quote_trls_defaults(source):
     bank = source[0]
     text = {q["id"]: " ".join(str(v) for v in q.values()) for q in bank["questions"]}
     grpo = {q["id"] for q in bank["questions"] if q["topic"] == "grpo"}
-    assert {"dpo-grpo", "grpo-three-ways", "grpo-baseline", "grpo-zero-variance", "grpo-beta-default"} <= grpo
+    assert {"dpo-grpo", "grpo-three-ways", "grpo-baseline", "grpo-zero-variance", "grpo-beta-default",
+            "grpo-hack-verifiable", "grpo-sharpens"} <= grpo
     assert "0.0" in text["grpo-beta-default"] and "not load a reference model" in text["grpo-beta-default"]
     assert "`GRPOConfig.beta` defaults to 0.0" in text["dpo-grpo"] and '"dapo"' in text["dpo-grpo"]
     assert "larger β keeps the policy" in text["grpo-beta-default"].lower()

@@ -1,89 +1,97 @@
-"""GRPO with a verifiable reward: sample a group of replies, score each with a program, learn from the
-differences within the group.
+"""GRPO with a verifiable reward: sample a group of replies, score each with a program, learn from
+the differences within the group.
 
-    python code/labs/grpo.py --output_dir runs/grpo                  # lesson preset, about two CPU minutes
+    python code/labs/grpo.py --output_dir runs/grpo                  # lesson preset: CPU minutes
     python code/labs/grpo.py --output_dir runs/grpo --preset smoke   # seconds
     python code/labs/grpo.py --output_dir runs/grpo --preset gpu     # real gpt2 on openai/gsm8k
-    python code/labs/grpo.py --output_dir runs/grpo --num_generations 4 --beta 0.1   # your own G and β
+    python code/labs/grpo.py --output_dir runs/grpo --num_generations 4 --beta 0.3   # your G and β
 
-TRL's `GRPOTrainer` fine-tunes the SFT model on the world's questions. The reward is a program, not a
-model: is the reply's final answer the gold one? (plus a small bonus for the reply format). Three runs from
-the same SFT model: TRL's default β = 0 (no KL term, no reference model), the same with β > 0, and one paid
-by a lenient checker that accepts the gold answer anywhere in the reply, which gets gamed. Each run's
-greedy replies to held-out questions are scored by both checkers, and its KL to the SFT model is measured
-on held-out prompts. Writes `metrics.json`, `groups.png`, `results.md` and `samples.md`.
+TRL's `GRPOTrainer` tunes the SFT model on half of its training questions, rewarded by a program
+(is the final answer the gold one? plus a small format bonus), at β = 0 (TRL's default), at β > 0,
+and paid by a lenient checker that gets gamed. Scored on GRPO's questions, the other half (SFT
+only) and held-out ones. Writes metrics.json, memory.json, groups.png, results.md, samples.md.
 """
 
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from transformers import set_seed
 from trl import GRPOConfig, GRPOTrainer
 
 from lifecycle import plots, report
-from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics
-from lifecycle.evaluation import chat_prompts, complete
+from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
+from lifecycle.evaluation import chat_prompts
 from lifecycle.models import load
-from lifecycle.rlhf import kl_to_reference, param_bytes
+from lifecycle.rewards import correct, formatted, gsm8k, set_scores
+from lifecycle.rlhf import kl_to_reference, model_memory
 from lifecycle.stages import stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
-from lifecycle.rewards import correct, formatted
 from lifecycle.world import TASKS, Example, examples
+
+
+def _help(text: str) -> dict:  # field metadata
+    return {"help": text}
 
 
 # --8<-- [start:args]
 @dataclass
 class Args(LabArgs):
-    positive = ("num_generations", "prompts_per_step", "max_steps", "learning_rate", "max_completion_length",
-                "temperature", "beta")
-    model: str | None = field(default=None, metadata={"help": "The SFT policy: a folder or Hub id (default: the SFT stage)."})
-    tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to ask."})
-    hub_data: str | None = field(default=None, metadata={"help": "A GSM8K-style Hub dataset (gpu preset)."})
-    num_generations: int | None = field(default=None, metadata={"help": "G: replies sampled per prompt (a group)."})
-    prompts_per_step: int | None = field(default=None, metadata={"help": "Prompts (groups) per optimizer step."})
-    max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps per run."})
-    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
-    max_completion_length: int | None = field(default=None, metadata={"help": "Max tokens per reply."})
-    temperature: float | None = field(default=None, metadata={"help": "Sampling temperature of the groups."})
-    beta: float | None = field(default=None, metadata={"help": "β of the second run (KL term); the first has β = 0."})
-    format_weight: float | None = field(default=None, metadata={"help": "The format bonus; a right answer earns 1."})
-    eval_questions: int | None = field(default=None, metadata={"help": "Held-out questions scored (0: all)."})
+    positive = ("num_generations", "prompts_per_step", "max_steps", "learning_rate",
+                "max_completion_length", "temperature", "beta")
+    model: str | None = field(default=None, metadata=_help("The SFT policy (default: SFT stage)."))
+    tasks: str | None = field(default=None, metadata=_help("Comma-separated world tasks to ask."))
+    hub_data: str | None = field(default=None, metadata=_help("A GSM8K-style Hub dataset (gpu)."))
+    num_generations: int | None = field(default=None, metadata=_help("G: replies per prompt."))
+    prompts_per_step: int | None = field(default=None, metadata=_help("Prompts (groups) a step."))
+    max_steps: int | None = field(default=None, metadata=_help("Optimizer steps per run."))
+    learning_rate: float | None = field(default=None, metadata=_help("Peak learning rate."))
+    max_completion_length: int | None = field(default=None, metadata=_help("Max tokens a reply."))
+    temperature: float | None = field(default=None, metadata=_help("Sampling temperature."))
+    beta: float | None = field(default=None, metadata=_help("β of the second run (the first: 0)."))
+    format_weight: float | None = field(default=None, metadata=_help("Format bonus (answer: 1)."))
+    eval_questions: int | None = field(default=None, metadata=_help("Questions per set (0: all)."))
 
 
-WORLD = dict(tasks="capital,export,job,arithmetic", max_completion_length=16, temperature=1.0, beta=0.1,
-             format_weight=0.1, eval_questions=0)
+WORLD = dict(tasks="capital,export,job,arithmetic", prompts_per_step=8, max_completion_length=16,
+             temperature=1.0, beta=0.1, format_weight=0.1, eval_questions=0)
 PRESETS = {
-    "smoke": WORLD | dict(num_generations=4, prompts_per_step=8, max_steps=12, learning_rate=3e-4),
-    "lesson": WORLD | dict(num_generations=8, prompts_per_step=8, max_steps=50, learning_rate=1e-4),
-    "gpu": dict(hub_data="openai/gsm8k", num_generations=8, prompts_per_step=8, max_steps=200, learning_rate=1e-6,
-                max_completion_length=256, temperature=1.0, beta=0.04, format_weight=0.1, eval_questions=200),
+    "smoke": WORLD | dict(num_generations=4, max_steps=12, learning_rate=6e-4),
+    "lesson": WORLD | dict(num_generations=8, max_steps=50, learning_rate=3e-4),
+    "gpu": dict(hub_data="openai/gsm8k", num_generations=8, prompts_per_step=8, max_steps=200,
+                learning_rate=1e-6, max_completion_length=256, temperature=1.0, beta=0.04,
+                format_weight=0.1, eval_questions=200),
 }
 # --8<-- [end:args]
+SETS = {"trained": "questions GRPO trained on", "sft_only": "the other half (SFT only)",
+        "heldout": "held-out questions"}
 
 
 # --8<-- [start:data]
-def questions(args) -> tuple[list[Example], list[Example]]:
-    """Training prompts and held-out questions: the world's test split (other entities, other sums), or
-    GSM8K's test split, whose gold is the number after `####` at the end of each worked answer."""
+def questions(args) -> dict[str, list[Example]]:
+    """GRPO's prompts and the three scored sets of `SETS`. World: the SFT model's training
+    questions, split in two by a stable hash; GRPO trains on one half and never sees the other;
+    held out: the test split (other entities, other sums). GSM8K: train and test, no `sft_only`."""
     if args.hub_data:
-        try:
-            data = load_dataset(args.hub_data, "main")
-        except Exception as e:  # datasets raises several types when offline
-            raise LabError(f"cannot load {args.hub_data} from the Hub (offline?): {type(e).__name__}") from None
-        exs = {split: [Example("gsm8k", r["question"], r["answer"], r["answer"].rsplit("####", 1)[-1].strip()
-                               .replace(",", ""), split) for r in data[split]] for split in ("train", "test")}
-        train, held = exs["train"], exs["test"]
+        train, heldout = gsm8k(args.hub_data, "train"), gsm8k(args.hub_data, "test")
+        sets = {"prompts": train, "trained": train, "sft_only": [], "heldout": heldout}
     else:
         tasks = tuple(comma_list("tasks", args.tasks, str, TASKS))
-        train, held = examples("train", tasks, args.seed), examples("test", tasks, args.seed)
-    return train, held[: args.eval_questions] if args.eval_questions else held
+        pool = examples("train", tasks, args.seed)
+        half = [zlib.crc32(f"grpo:{e.task}:{e.prompt}".encode()) % 2 for e in pool]
+        trained = [e for e, h in zip(pool, half) if h == 0]
+        sets = {"prompts": trained, "trained": trained,
+                "sft_only": [e for e, h in zip(pool, half) if h == 1],
+                "heldout": examples("test", tasks, args.seed)}
+    n = args.eval_questions  # the scored sets may be cut; GRPO trains on all its prompts
+    return {k: v[:n] if n and k != "prompts" else v for k, v in sets.items()}
 
 
 def prompt_dataset(exs: list[Example]) -> Dataset:
-    """Conversational prompts (TRL applies the chat template); every other column reaches the reward."""
+    """Conversational prompts (TRL applies the chat template); other columns reach the reward."""
     return Dataset.from_dict({"prompt": [[{"role": "user", "content": e.prompt}] for e in exs],
                               "gold": [e.gold for e in exs], "task": [e.task for e in exs]})
 # --8<-- [end:data]
@@ -91,16 +99,17 @@ def prompt_dataset(exs: list[Example]) -> Dataset:
 
 # --8<-- [start:reward]
 def verifiable_reward(tokenizer, G: int, format_weight: float, anywhere: bool = False):
-    """A TRL reward function: 1 for a right answer plus `format_weight` for the format, per reply. It also
-    logs the statistics of each group of G replies, which TRL's own logs only summarize."""
+    """A TRL reward function: 1 for a right answer plus `format_weight` for the format, per reply.
+    It also logs the statistics of each group of G replies, which TRL's own logs only summarize."""
     def reward(completion_ids, gold, task, log_metric, **kwargs) -> list[float]:
         texts = tokenizer.batch_decode(completion_ids)  # (1)!
-        right = torch.tensor([correct(t, g, k, anywhere) for t, g, k in zip(texts, gold, task)], dtype=torch.float)
-        shaped = torch.tensor([formatted(t, k) for t, k in zip(texts, task)], dtype=torch.float)
-        rewards = right + format_weight * shaped
+        right = torch.tensor([correct(t, g, k, anywhere) for t, g, k in zip(texts, gold, task)])
+        shaped = torch.tensor([formatted(t, k) for t, k in zip(texts, task)])
+        rewards = right.float() + format_weight * shaped.float()
         groups = rewards.view(-1, G)  # (2)!
-        stats = {"gold": right.mean(), "format": shaped.mean(), "group_mean": groups.mean(),
-                 "group_std": groups.std(1).mean(), "zero_variance_group_share": (groups.std(1) == 0).float().mean()}
+        stats = {"gold": right.float().mean(), "format": shaped.float().mean(),
+                 "group_mean": groups.mean(), "group_std": groups.std(1).mean(),
+                 "zero_variance_group_share": (groups.std(1) == 0).float().mean()}
         for key, value in stats.items():  # (3)!
             log_metric(key, value.item())
         return rewards.tolist()
@@ -125,7 +134,7 @@ def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
         beta=beta,  # (3)!
         loss_type="dapo",  # (4)!
         scale_rewards="group",  # (5)!
-        disable_dropout=True,  # the same log-probabilities in the loss, the KL term and the sampler
+        disable_dropout=True,  # the same log-probabilities in the loss, the KL term and sampling
         logging_steps=1,
     )
     reward = verifiable_reward(tokenizer, args.num_generations, args.format_weight, anywhere)
@@ -136,114 +145,105 @@ def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
 # --8<-- [end:trainer]
 
 
-# --8<-- [start:evaluate]
-def evaluate(model, tokenizer, exs: list[Example], max_new_tokens: int) -> tuple[dict, list[str]]:
-    """Greedy replies to held-out questions: the share in format, the share whose final answer is right (gold
-    score), and the share the lenient check would pass."""
-    replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
-    n = len(exs)
-    return {"gold_score": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
-            "gold_anywhere": sum(correct(r, e.gold, e.task, anywhere=True) for r, e in zip(replies, exs)) / n,
-            "format_rate": sum(formatted(r, e.task) for r, e in zip(replies, exs)) / n}, replies
-# --8<-- [end:evaluate]
-
-
-def curve(history: list[dict], key: str) -> list[dict]:
-    return [{"step": h["step"], "value": h[key]} for h in history if key in h]
-
-
-def values(points: list[dict]) -> list[float]:
-    return [p["value"] for p in points]
-
-
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
-    if args.num_generations < 2:
-        raise LabError(f"--num_generations must be at least 2 (a group needs two replies to compare), got {args.num_generations}")
+    if args.num_generations < 2:  # a group needs two replies to compare
+        raise LabError(f"--num_generations must be at least 2, got {args.num_generations}")
     set_seed(args.seed)
-    train_exs, heldout = questions(args)  # first, so that bad input fails before any model is built
+    sets = questions(args)  # first, so that bad input fails before any model is built
     args.model = args.model or stage_model("sft", args.preset, args.seed)
     start = time.perf_counter()  # GRPO's own time, not the SFT stage's
     sft, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, sft)
-    before, replies = evaluate(sft, tokenizer, heldout, args.max_completion_length)
+
+    def score(model):  # greedy gold, format and lenient check, and sampled pass@1, on every set
+        return set_scores(model, tokenizer, {s: sets[s] for s in SETS if sets[s]},
+                          args.num_generations, args.max_completion_length, args.temperature,
+                          args.seed)
+
+    before, replies = score(sft)
     samples = {"SFT model": replies}
 
     # --8<-- [start:runs]
     plan = [("final answer, β = 0", 0.0, False),  # TRL's default β: no reference model
             (f"final answer, β = {args.beta:g}", args.beta, False),
             ("answer anywhere, β = 0", 0.0, True)]  # the lenient checker, gamed
-    runs, histories, seconds = [], {}, []
+    runs, histories, seconds, dataset = [], {}, [], prompt_dataset(sets["prompts"])
     for name, beta, anywhere in plan:
         set_seed(args.seed)
         t0 = time.perf_counter()
-        trainer = grpo_run(args, prompt_dataset(train_exs), beta, anywhere, f"run{len(runs)}")
-        seconds.append({"run": name, "seconds": time.perf_counter() - t0})
-        policy = trainer.model
-        after, samples[name] = evaluate(policy, tokenizer, heldout, args.max_completion_length)
-        kl = kl_to_reference(policy, sft, tokenizer, chat_prompts(tokenizer, heldout), args.max_completion_length,
-                             seed=args.seed)
-        models = [m for m in (trainer.model, trainer.ref_model) if m is not None]
-        runs.append({"run": name, "beta": beta, "checker": "anywhere" if anywhere else "final answer",
-                     "gold_score_after": after["gold_score"], "gold_anywhere_after": after["gold_anywhere"],
-                     "format_rate_after": after["format_rate"], "kl_to_reference": kl, "models_held": len(models),
-                     "param_bytes_held": param_bytes(*models)})
+        trainer = grpo_run(args, dataset, beta, anywhere, f"run{len(runs)}")
+        seconds.append(time.perf_counter() - t0)
+        policy, ref = trainer.model, trainer.ref_model  # no reference model at β = 0
+        frozen = {"reference": ref} if ref else {}
+        memory = model_memory({"policy": policy}, frozen, trainer.optimizer)
+        after, samples[name] = score(policy)
+        kl = kl_to_reference(policy, sft, tokenizer, chat_prompts(tokenizer, sets["heldout"]),
+                             args.max_completion_length, seed=args.seed)
+        runs.append({"run": name, "beta": beta, "checker": ("final answer", "anywhere")[anywhere],
+                     **after, "kl_to_reference": kl, "models_held": len(memory),
+                     "param_bytes_held": sum(r["parameter_bytes"] for r in memory),
+                     "train_memory_bytes": sum(r["total_bytes"] for r in memory)})
         histories[name] = trainer.state.log_history
     # --8<-- [end:runs]
 
-    main_run, kl_run = runs[:2]
-    history = histories[main_run["run"]]
-    metrics = {
-        "gold_score_before": before["gold_score"], "gold_score_after": main_run["gold_score_after"],
-        "format_rate_before": before["format_rate"], "format_rate_after": main_run["format_rate_after"],
-        "gold_anywhere_before": before["gold_anywhere"], "runs": runs,
-        "zero_variance_group_share": curve(history, "zero_variance_group_share"),
-        "frac_reward_zero_std": curve(history, "frac_reward_zero_std"),  # TRL's own count, for the cross-check
-        "group_reward_mean": curve(history, "group_mean"), "group_reward_std": curve(history, "group_std"),
-        "kl_to_reference": [{"beta": r["beta"], "kl": r["kl_to_reference"]} for r in (main_run, kl_run)],
-        "num_generations": args.num_generations, "beta": args.beta, "format_weight": args.format_weight,
-        "heldout_questions": len(heldout), "train_prompts": len(train_exs),
-        "models_held": main_run["models_held"], "param_bytes_held": main_run["param_bytes_held"],
+    main_run, history = runs[0], histories[runs[0]["run"]]
+    headline = {"gold_score": "gold_heldout", "format_rate": "format_heldout",  # key: measure
+                "sampled_gold": "sampled_heldout", "gold_score_trained": "gold_trained",
+                "sampled_gold_trained": "sampled_trained", "gold_score_sft_only": "gold_sft_only"}
+    metrics = {  # the SFT model's (before) and the main run's (after)
+        **{f"{key}_{when}": m[measure] for key, measure in headline.items()
+           for when, m in (("before", before), ("after", main_run)) if measure in m},
+        "before": before, "runs": runs,
+        "zero_variance_group_share": report.curve(history, "zero_variance_group_share"),
+        "frac_reward_zero_std": report.curve(history, "frac_reward_zero_std"),  # TRL's own count
+        "group_reward_mean": report.curve(history, "group_mean"),
+        "group_reward_std": report.curve(history, "group_std"),
+        "kl_to_reference": [{"beta": r["beta"], "kl": r["kl_to_reference"]} for r in runs[:2]],
+        "num_generations": args.num_generations, "beta": args.beta,
+        "format_weight": args.format_weight, "questions": {k: len(v) for k, v in sets.items()},
+        **{k: main_run[k] for k in ("models_held", "param_bytes_held", "train_memory_bytes")},
         "replies_sampled_per_run": args.max_steps * args.prompts_per_step * args.num_generations,
         "run_seconds": seconds, "wall_seconds": time.perf_counter() - start,
     }
     write_metrics(args.output_dir, metrics)
-    write_report(args, metrics, histories, heldout, samples)
+    write_peak_rss(args.output_dir)
+    write_report(args, metrics, histories, sets["trained"], samples)
     return metrics
 
 
-def write_report(args, m: dict, histories: dict, heldout: list[Example], samples: dict) -> None:
+def write_report(args, m: dict, histories: dict, asked: list[Example], samples: dict) -> None:
     out, runs = args.output_dir, m["runs"]
-    rows = [r | {"mib": r["param_bytes_held"] / 2**20, "s": t["seconds"]} for r, t in zip(runs, m["run_seconds"])]
-    (out / "results.md").write_text(report.records(rows, [
-        ("run", "run (checker, β)", ""), ("gold_score_after", "gold score (final answer)", ".0%"),
-        ("gold_anywhere_after", "answer anywhere", ".0%"), ("format_rate_after", "format rate", ".0%"),
-        ("kl_to_reference", "KL to SFT model", ".2f"), ("models_held", "models held", ""),
-        ("mib", "parameter memory (MiB)", ".1f"), ("s", "training time (s)", ".0f"),
-    ]) + f"\nBefore GRPO (the SFT model): gold score {m['gold_score_before']:.0%} (answer anywhere "
-        f"{m['gold_anywhere_before']:.0%}), format rate {m['format_rate_before']:.0%}. Greedy replies to "
-        f"{m['heldout_questions']} held-out questions; KL in nats per reply; G = {m['num_generations']}, "
-        f"{m['replies_sampled_per_run']:,} replies sampled per run; times on a shared 2-core CPU.\n")
-    lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
-    for i in range(0, len(heldout), max(1, len(heldout) // 4))[:4]:  # spread over the tasks
-        e = heldout[i]
-        lines += [f"| {report.cell(e.prompt, 40)} | {report.cell(e.gold, 20)} | {name} | "
-                  f"{'✓' if correct(r[i], e.gold, e.task) else '✗'} {report.cell(r[i])} |" for name, r in samples.items()]
-    (out / "samples.md").write_text("\n".join(lines) + "\n")
+    sets, models = [s for s in SETS if m["questions"][s]], [("SFT model", m["before"])]
+    measures = [(f"gold_{s}", f"gold: {SETS[s]}") for s in sets] + [
+        ("sampled_trained", "pass@1 sampled: questions GRPO trained on"),
+        ("sampled_heldout", "pass@1 sampled: held-out questions"),
+        ("format_heldout", "format rate: held-out questions"),
+        ("anywhere_trained", "lenient check: questions GRPO trained on")]
+    models += [(r["run"], r) for r in runs]
+    lines = ["| | " + " | ".join(n for n, _ in models) + f" | change ({runs[0]['run']}) |",
+             "| --- |" + " ---: |" * (len(models) + 1)]
+    lines += [f"| {label} | " + " | ".join(f"{r[k]:.0%}" for _, r in models)
+              + f" | {100 * (runs[0][k] - m['before'][k]):+.0f} points |"
+              for k, label in measures if k in m["before"]]
+    cost = [r | {"mib": r["param_bytes_held"] / 2**20, "s": t,
+                 "train_mib": (r["train_memory_bytes"] - r["param_bytes_held"]) / 2**20}
+            for r, t in zip(runs, m["run_seconds"])]
+    (out / "results.md").write_text("\n".join(lines) + "\n\n" + report.records(cost, [
+        ("run", "run", ""), ("kl_to_reference", "KL to SFT model (held-out)", ".2f"),
+        ("models_held", "models held", ""), ("mib", "parameters (MiB)", ".1f"),
+        ("train_mib", "+ gradients, AdamW state (MiB)", ".1f"), ("s", "training time (s)", ".0f"),
+    ]) + "\nGold: greedy replies whose final answer is right. pass@1 sampled: the share of right "
+        f"replies among G = {m['num_generations']} sampled a question, as in training. Questions "
+        "per set: " + ", ".join(f"{SETS[s]} {m['questions'][s]}" for s in sets) + ". KL in nats "
+        f"per reply. {m['replies_sampled_per_run']:,} replies sampled per run; times on a shared "
+        "2-core CPU.\n")
+    right = lambda reply, e: correct(reply, e.gold, e.task)  # noqa: E731
+    (out / "samples.md").write_text(report.samples_table(asked, samples, right))
 
-    fig, (a, b) = plots.plt.subplots(1, 2, figsize=(8.0, 3.4))
-    (steps, mean), std = zip(*[(p["step"], p["value"]) for p in m["group_reward_mean"]]), values(m["group_reward_std"])
-    a.plot(steps, mean, label="mean reward of a group")
-    a.fill_between(steps, [x - s for x, s in zip(mean, std)], [x + s for x, s in zip(mean, std)], alpha=0.25,
-                   label="± std within a group")
-    a.set_title(f"{runs[0]['run']}: reward per group", fontsize=9)
-    for name, history in histories.items():
-        b.plot(steps, values(curve(history, "zero_variance_group_share")), label=name)
-    b.set(ylim=(-0.05, 1.05), title="share of groups whose G replies all scored the same")
-    for ax in (a, b):
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    plots.save(fig, out / "groups.png")
+    zero_variance = {n: report.curve(h, "zero_variance_group_share") for n, h in histories.items()}
+    plots.group_rewards(m["group_reward_mean"], m["group_reward_std"], zero_variance,
+                        out / "groups.png", f"{runs[0]['run']}: reward per group")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""GRPO with a verifiable reward: gold rises on held-out questions, the group statistics match TRL's own,
-β > 0 stays closer to the SFT model than β = 0, a lenient checker is gamed, and the three-way machinery
-table is the one the published results give.
+"""GRPO with a verifiable reward: gold rises on the questions GRPO trained on and less on held-out
+ones, the group statistics match TRL's own, β > 0 stays closer to the SFT model than β = 0, a
+lenient checker is gamed, and GRPO's column of the machinery table comes from its run.
 
-Cost: the smoke run (three short GRPO runs, about 30 s of one core) is shared with tests/test_labs.py
-through the session cache; the rest are unit checks (about 2 s)."""
+Cost: the smoke run (three short GRPO runs, about 30 s of one core) is shared with
+tests/test_labs.py through the session cache; one more smoke run for the same-seed check (about
+30 s); the rest are unit checks (about 3 s)."""
 
 import json
 
@@ -11,42 +12,65 @@ import pytest
 import torch
 
 from conftest import ROOT, comparable, error_line, load_lab, run_lab
-from lifecycle import machinery
 from lifecycle.rewards import correct, final_answer
+
+RESULTS = ROOT / "snippets" / "results"
 
 
 def values(curve: list[dict]) -> list[float]:
     return [p["value"] for p in curve]
 
 
-def check_lesson(m: dict, gain: float) -> None:
-    """The page's claims, at any preset: gold (the final answer) rises by `gain` and the format stays; β > 0
-    holds a second model and drifts less; the run paid by the lenient checker games it: its replies pass
-    that check more often than their final answers are right, by more than the main run's do."""
+def check_machinery(m: dict) -> None:
+    """What holds at any preset: the format of held-out replies stays; β > 0 holds a second model,
+    twice the parameters, and drifts less from the SFT model than β = 0; the policy holds weights,
+    gradients and two AdamW moments (plus a step counter per tensor), the reference its weights."""
     main, kl_run, lenient = m["runs"]
-    assert m["gold_score_after"] >= m["gold_score_before"] + gain, (m["gold_score_before"], m["gold_score_after"])
     assert m["format_rate_after"] >= m["format_rate_before"] - 0.05
-    assert (main["beta"], kl_run["beta"], lenient["beta"]) == (0.0, m["beta"], 0.0) and m["beta"] > 0
+    assert (main["beta"], kl_run["beta"], lenient["beta"]) == (0.0, m["beta"], 0.0)
+    assert m["beta"] > 0
     kl = {p["beta"]: p["kl"] for p in m["kl_to_reference"]}
     assert 0 < kl[m["beta"]] < kl[0.0]  # the KL term keeps the policy closer to the SFT model
     assert (main["models_held"], kl_run["models_held"]) == (1, 2)  # β > 0 loads a reference model
     assert kl_run["param_bytes_held"] == 2 * main["param_bytes_held"]
-    gap = {r["checker"]: r["gold_anywhere_after"] - r["gold_score_after"] for r in (main, lenient)}
+    assert main["train_memory_bytes"] == pytest.approx(4 * main["param_bytes_held"], rel=1e-3)
+    assert kl_run["train_memory_bytes"] == pytest.approx(5 * main["param_bytes_held"], rel=1e-3)
+
+
+def check_gold(m: dict, gain: float) -> None:
+    """The page's claims about gold. On the questions GRPO trained on, the greedy gold score and
+    the sampled pass@1 rise, pass@1 by `gain`; on held-out questions gold rises by less (GRPO
+    sharpens what the SFT model samples; it adds no facts). The run paid by the lenient checker
+    games it: its replies pass that check more often than their final answers are right, by more
+    than the main run's do."""
+    main, _, lenient = m["runs"]
+    trained = m["gold_score_trained_after"] - m["gold_score_trained_before"]
+    assert trained > 0, (m["gold_score_trained_before"], m["gold_score_trained_after"])
+    sampled = m["sampled_gold_trained_after"] - m["sampled_gold_trained_before"]
+    assert sampled >= gain, (m["sampled_gold_trained_before"], m["sampled_gold_trained_after"])
+    assert m["gold_score_after"] - m["gold_score_before"] < trained
+    gap = {r["checker"]: r["anywhere_trained"] - r["gold_trained"] for r in (main, lenient)}
     assert gap["anywhere"] > gap["final answer"], gap
-    assert lenient["gold_score_after"] <= main["gold_score_after"]
 
 
-def test_gold_rises_and_the_leash_and_the_hack_show(lab_metrics):
-    check_lesson(lab_metrics("grpo"), gain=0.0001)  # smoke: the direction
+def test_smoke_run_shows_the_leash_and_the_memory(lab_metrics):
+    """The smoke run's SFT model rarely samples a right answer (pass@1 about 2%), so its groups tie
+    and gold cannot rise there; the lesson run's claims about gold are checked on its results."""
+    check_machinery(lab_metrics("grpo"))
 
 
-def test_committed_lesson_results_meet_the_targets():
-    check_lesson(json.loads((ROOT / "snippets" / "results" / "grpo.json").read_text()), gain=0.15)
+def test_committed_lesson_results_back_the_page():
+    """The published lesson run: what the page says of it."""
+    m = json.loads((RESULTS / "grpo.json").read_text())
+    check_machinery(m)
+    check_gold(m, gain=0.15)
+    assert m["gold_score_sft_only_after"] < m["gold_score_sft_only_before"]  # the page: it falls
+    assert m["wall_seconds"] < 180 * 1.5  # the lab's budget (3 min), with room for a busy machine
 
 
 def test_zero_variance_share_is_trls_frac_reward_zero_std(lab_metrics):
-    """Our reward function's count of groups whose G rewards are all equal is TRL's `frac_reward_zero_std`,
-    step by step; and it is a real curve, neither all 0 nor all 1."""
+    """Our reward function's count of groups whose G rewards are all equal is TRL's
+    `frac_reward_zero_std`, step by step; and it is a real curve, neither all 0 nor all 1."""
     m = lab_metrics("grpo")
     ours, trl = m["zero_variance_group_share"], m["frac_reward_zero_std"]
     assert [p["step"] for p in ours] == [p["step"] for p in trl] == list(range(1, len(ours) + 1))
@@ -59,49 +83,73 @@ def test_reward_scores_groups_and_logs_their_statistics():
     from lifecycle.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
-    replies = ["The capital of Aa is Bb.<|end|>", "The capital of Bb is Cc.<|end|>",  # group 1: one right
-               "Bb<|end|>", "Bb<|end|>",  # group 2: both right, in format: zero variance
-               "The capital of Aa is Bb.", "x<|end|>"]  # group 3: right but never ended, and wrong
+    replies = ["The capital of Aa is Bb.<|end|>", "The capital of Bb is Cc.<|end|>",  # one right
+               "Bb<|end|>", "Bb<|end|>",  # both right, in format: zero variance
+               "The capital of Aa is Bb.", "x<|end|>"]  # right but never ended, and wrong
     ids = [tok(r, add_special_tokens=False)["input_ids"] for r in replies]
     logged = {}
     reward = grpo.verifiable_reward(tok, G=2, format_weight=0.1)
-    r = reward(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6, log_metric=logged.__setitem__)
+    r = reward(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
+               log_metric=logged.__setitem__)
     assert r == pytest.approx([1.1, 0.1, 1.1, 1.1, 0.0, 0.1])
     assert logged["zero_variance_group_share"] == pytest.approx(1 / 3)
-    assert logged["group_std"] == pytest.approx(torch.tensor([[1.1, 0.1], [0.0, 0.1]]).std(1).sum().item() / 3)
+    stds = torch.tensor([[1.1, 0.1], [0.0, 0.1]]).std(1)
+    assert logged["group_std"] == pytest.approx(stds.sum().item() / 3)
     lenient = grpo.verifiable_reward(tok, G=2, format_weight=0.1, anywhere=True)
-    assert lenient(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6, log_metric=logged.__setitem__)[1] == pytest.approx(1.1)
+    paid = lenient(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
+                   log_metric=logged.__setitem__)
+    assert paid[1] == pytest.approx(1.1)  # "The capital of Bb is Cc." names Bb: lenient pays
 
 
 def test_final_answer_is_what_the_checker_reads():
-    """The final answer is the reply's last number (GSM8K's convention) or its last words; the world's
-    `check_gold` (`anywhere=True`) accepts the gold anywhere, which echoing the question's numbers games."""
+    """The final answer is the reply's last number (GSM8K's convention) or its last words; the
+    world's `check_gold` (`anywhere=True`) accepts the gold anywhere, which echoing numbers
+    games."""
     assert final_answer("6 plus 12 is 18.<|end|>", "6") == "18"
     assert correct("6 plus 12 is 18.<|end|>", "18", "arithmetic")
     assert not correct("6 plus 12 is 18.<|end|>", "6", "arithmetic")
     assert correct("6 plus 12 is 18.<|end|>", "6", "arithmetic", anywhere=True)
-    assert final_answer("Design review on Tuesday.<|end|>", "Design review on Tuesday") == "Design review on Tuesday"
+    assert final_answer("Design review on Tuesday.<|end|>", "Design review on Tuesday") == (
+        "Design review on Tuesday")
     assert correct("Pia Fair is a tailor.<|end|>", "tailor", "job")
+    assert not correct("Pia Fair is a tailor. Look it up yourself.<|end|>", "tailor", "job")
     assert correct("5 bags a day for 3 days is 15, minus 2 is 13.<|end|>", "13", "gsm8k")
     assert not correct("13 bags, then 12.<|end|>", "13", "gsm8k")
     assert correct("It is 1,250.<|end|>", "1250", "gsm8k")
-    assert correct("5 a day for 3 days is 15.\nShe gives 2 away.\n#### 13<|end|>", "13", "gsm8k")  # lines: fine
+    assert correct("5 a day for 3 days is 15.\nShe gives 2 away.\n#### 13<|end|>", "13", "gsm8k")
     assert not correct("5 a day for 3 days is 15.\n#### 13", "13", "gsm8k")  # never ended
 
 
-def test_machinery_table_is_built_from_the_published_results():
-    """The committed table is what `lifecycle.machinery` makes of the committed results; no lab ran another."""
-    assert (ROOT / "snippets" / "results" / "machinery.md").read_text() == machinery.machinery_table()
-    table = machinery.machinery_table()
-    for name in ("PPO", "GRPO", "DPO"):
-        assert f"| {name} " in table.splitlines()[0] + " "
+def test_the_halves_split_the_sft_questions_and_held_out_is_the_test_split():
+    """GRPO trains on one half of the SFT model's training questions and is scored on the other
+    half and on the test split: three disjoint sets, the halves together the whole training
+    split."""
+    grpo = load_lab("grpo")
+    from lifecycle.world import examples
+
+    args = grpo.parse(grpo.Args, grpo.PRESETS, ["--output_dir", "unused", "--preset", "smoke"])
+    sets = grpo.questions(args)
+    prompts = {k: {e.prompt for e in sets[k]} for k in grpo.SETS}
+    assert not prompts["trained"] & prompts["sft_only"]
+    assert not (prompts["trained"] | prompts["sft_only"]) & prompts["heldout"]
+    tasks = tuple(args.tasks.split(","))
+    assert prompts["trained"] | prompts["sft_only"] == {e.prompt for e in examples("train", tasks)}
+    assert prompts["heldout"] == {e.prompt for e in examples("test", tasks)}
+    assert min(len(v) for v in sets.values()) > 50
+    assert sets["prompts"] == sets["trained"]
 
 
-def test_machinery_table_shows_unpublished_labs(tmp_path):
-    (tmp_path / "dpo.json").write_text(json.dumps({"models_held": 2, "param_bytes_held": 2**21,
-                                                    "replies_sampled_per_run": 0}))
-    table = machinery.machinery_table(tmp_path)
-    assert "2.0 MiB" in table and table.count("not published") == 2 * len(machinery.ROWS)
+def test_grpo_column_of_the_machinery_table():
+    """GRPO's column is built from its own metrics, beside whatever PPO and DPO runs exist."""
+    from lifecycle.rlhf import machinery_table
+
+    m = json.loads((RESULTS / "grpo.json").read_text()) | {"peak_rss_mib": 300.0}
+    table = machinery_table({"PPO": None, "GRPO": m, "DPO": None}, "lesson", 0)
+    head, _, models, params = table.splitlines()[:4]
+    assert "GRPO (grpo lab)" in head
+    assert "1: policy (2 when β > 0: + reference)" in models
+    assert f"{m['param_bytes_held'] / 2**20:.1f} MiB" in params
+    assert table.count("no run yet") >= 2
 
 
 @pytest.mark.parametrize(
@@ -126,8 +174,8 @@ def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
 
 
 def test_same_seed_same_metrics(tmp_path, lab_metrics):
-    """A second smoke run with the same seed reproduces the session's run (timings aside). Cost: one more
-    smoke run, about 15 s of one core."""
+    """A second smoke run with the same seed reproduces the session's run (timings aside)."""
     first = lab_metrics("grpo")
     run_lab("grpo", "--output_dir", str(tmp_path / "again"), "--preset", "smoke")
-    assert comparable(json.loads((tmp_path / "again" / "metrics.json").read_text())) == comparable(first)
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert comparable(again) == comparable(first)
