@@ -8,7 +8,7 @@ the differences within the group.
 
 TRL's `GRPOTrainer` tunes the SFT model on half of its training questions, rewarded by a program
 (is the final answer the gold one? plus a small format bonus), at β = 0 (TRL's default), at β > 0,
-and paid by a lenient checker that gets gamed. Scored on GRPO's questions, the other half (SFT
+and paid for the format alone, which gets gamed. Scored on GRPO's questions, the other half (SFT
 only) and held-out ones. Writes metrics.json, memory.json, groups.png, results.md, samples.md.
 """
 
@@ -98,14 +98,15 @@ def prompt_dataset(exs: list[Example]) -> Dataset:
 
 
 # --8<-- [start:reward]
-def verifiable_reward(tokenizer, G: int, format_weight: float, anywhere: bool = False):
-    """A TRL reward function: 1 for a right answer plus `format_weight` for the format, per reply.
-    It also logs the statistics of each group of G replies, which TRL's own logs only summarize."""
+def verifiable_reward(tokenizer, G: int, format_weight: float, answer_weight: float = 1.0):
+    """A TRL reward function: `answer_weight` for a right final answer plus `format_weight` for the
+    format, per reply. It also logs the statistics of each group of G replies, which TRL's own logs
+    only summarize."""
     def reward(completion_ids, gold, task, log_metric, **kwargs) -> list[float]:
         texts = tokenizer.batch_decode(completion_ids)  # (1)!
-        right = torch.tensor([correct(t, g, k, anywhere) for t, g, k in zip(texts, gold, task)])
+        right = torch.tensor([correct(t, g, k) for t, g, k in zip(texts, gold, task)])
         shaped = torch.tensor([formatted(t, k) for t, k in zip(texts, task)])
-        rewards = right.float() + format_weight * shaped.float()
+        rewards = answer_weight * right.float() + format_weight * shaped.float()
         groups = rewards.view(-1, G)  # (2)!
         stats = {"gold": right.float().mean(), "format": shaped.float().mean(),
                  "group_mean": groups.mean(), "group_std": groups.std(1).mean(),
@@ -113,14 +114,13 @@ def verifiable_reward(tokenizer, G: int, format_weight: float, anywhere: bool = 
         for key, value in stats.items():  # (3)!
             log_metric(key, value.item())
         return rewards.tolist()
-
-    reward.__name__ = "verifiable"
+    reward.__name__ = "verifiable"  # TRL logs it as rewards/verifiable/mean
     return reward
 # --8<-- [end:reward]
 
 
 # --8<-- [start:trainer]
-def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
+def grpo_run(args, train: Dataset, beta: float, answer_weight: float, name: str):
     policy, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, policy)  # a no-op for our tokenizer and for the SFT stage's gpt2
     config = GRPOConfig(
@@ -137,7 +137,7 @@ def grpo_run(args, train: Dataset, beta: float, anywhere: bool, name: str):
         disable_dropout=True,  # the same log-probabilities in the loss, the KL term and sampling
         logging_steps=1,
     )
-    reward = verifiable_reward(tokenizer, args.num_generations, args.format_weight, anywhere)
+    reward = verifiable_reward(tokenizer, args.num_generations, args.format_weight, answer_weight)
     trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=config, train_dataset=train,
                           processing_class=tokenizer)
     trainer.train()
@@ -152,7 +152,7 @@ def main(argv=None):
     set_seed(args.seed)
     sets = questions(args)  # first, so that bad input fails before any model is built
     args.model = args.model or stage_model("sft", args.preset, args.seed)
-    start = time.perf_counter()  # GRPO's own time, not the SFT stage's
+    start, cpu = time.perf_counter(), time.process_time()  # GRPO's own time, not the SFT stage's
     sft, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, sft)
 
@@ -165,14 +165,14 @@ def main(argv=None):
     samples = {"SFT model": replies}
 
     # --8<-- [start:runs]
-    plan = [("final answer, β = 0", 0.0, False),  # TRL's default β: no reference model
-            (f"final answer, β = {args.beta:g}", args.beta, False),
-            ("answer anywhere, β = 0", 0.0, True)]  # the lenient checker, gamed
+    plan = [("answer + format, β = 0", 0.0, 1.0),  # TRL's default β: no reference model
+            (f"answer + format, β = {args.beta:g}", args.beta, 1.0),
+            ("format only, β = 0", 0.0, 0.0)]  # no answer check: the format bonus alone, gamed
     runs, histories, seconds, dataset = [], {}, [], prompt_dataset(sets["prompts"])
-    for name, beta, anywhere in plan:
+    for name, beta, answer_weight in plan:
         set_seed(args.seed)
         t0 = time.perf_counter()
-        trainer = grpo_run(args, dataset, beta, anywhere, f"run{len(runs)}")
+        trainer = grpo_run(args, dataset, beta, answer_weight, f"run{len(runs)}")
         seconds.append(time.perf_counter() - t0)
         policy, ref = trainer.model, trainer.ref_model  # no reference model at β = 0
         frozen = {"reference": ref} if ref else {}
@@ -180,7 +180,7 @@ def main(argv=None):
         after, samples[name] = score(policy)
         kl = kl_to_reference(policy, sft, tokenizer, chat_prompts(tokenizer, sets["heldout"]),
                              args.max_completion_length, seed=args.seed)
-        runs.append({"run": name, "beta": beta, "checker": ("final answer", "anywhere")[anywhere],
+        runs.append({"run": name, "beta": beta, "answer_weight": answer_weight,
                      **after, "kl_to_reference": kl, "models_held": len(memory),
                      "param_bytes_held": sum(r["parameter_bytes"] for r in memory),
                      "train_memory_bytes": sum(r["total_bytes"] for r in memory)})
@@ -205,6 +205,7 @@ def main(argv=None):
         **{k: main_run[k] for k in ("models_held", "param_bytes_held", "train_memory_bytes")},
         "replies_sampled_per_run": args.max_steps * args.prompts_per_step * args.num_generations,
         "run_seconds": seconds, "wall_seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,  # one thread: the wall time of an idle machine
     }
     write_metrics(args.output_dir, metrics)
     write_peak_rss(args.output_dir)
@@ -216,8 +217,7 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
     out, runs = args.output_dir, m["runs"]
     sets, models = [s for s in SETS if m["questions"][s]], [("SFT model", m["before"])]
     measures = [(f"gold_{s}", f"gold: {SETS[s]}") for s in sets] + [
-        ("sampled_trained", "pass@1 sampled: questions GRPO trained on"),
-        ("sampled_heldout", "pass@1 sampled: held-out questions"),
+        (f"sampled_{s}", f"pass@1 sampled: {SETS[s]}") for s in ("trained", "heldout")] + [
         ("format_heldout", "format rate: held-out questions"),
         ("anywhere_trained", "lenient check: questions GRPO trained on")]
     models += [(r["run"], r) for r in runs]

@@ -1,6 +1,6 @@
 """GRPO with a verifiable reward: gold rises on the questions GRPO trained on and less on held-out
 ones, the group statistics match TRL's own, β > 0 stays closer to the SFT model than β = 0, a
-lenient checker is gamed, and GRPO's column of the machinery table comes from its run.
+format-only reward is gamed, and GRPO's column of the machinery table comes from its run.
 
 Cost: the smoke run (three short GRPO runs, about 30 s of one core) is shared with
 tests/test_labs.py through the session cache; one more smoke run for the same-seed check (about
@@ -25,9 +25,9 @@ def check_machinery(m: dict) -> None:
     """What holds at any preset: the format of held-out replies stays; β > 0 holds a second model,
     twice the parameters, and drifts less from the SFT model than β = 0; the policy holds weights,
     gradients and two AdamW moments (plus a step counter per tensor), the reference its weights."""
-    main, kl_run, lenient = m["runs"]
+    main, kl_run, format_only = m["runs"]
     assert m["format_rate_after"] >= m["format_rate_before"] - 0.05
-    assert (main["beta"], kl_run["beta"], lenient["beta"]) == (0.0, m["beta"], 0.0)
+    assert (main["beta"], kl_run["beta"], format_only["beta"]) == (0.0, m["beta"], 0.0)
     assert m["beta"] > 0
     kl = {p["beta"]: p["kl"] for p in m["kl_to_reference"]}
     assert 0 < kl[m["beta"]] < kl[0.0]  # the KL term keeps the policy closer to the SFT model
@@ -38,19 +38,24 @@ def check_machinery(m: dict) -> None:
 
 
 def check_gold(m: dict, gain: float) -> None:
-    """The page's claims about gold. On the questions GRPO trained on, the greedy gold score and
-    the sampled pass@1 rise, pass@1 by `gain`; on held-out questions gold rises by less (GRPO
-    sharpens what the SFT model samples; it adds no facts). The run paid by the lenient checker
-    games it: its replies pass that check more often than their final answers are right, by more
-    than the main run's do."""
-    main, _, lenient = m["runs"]
+    """The page's claims about gold. On the questions GRPO trained on, the greedy gold score rises
+    and the sampled pass@1 rises by `gain`, more than any other change; on held-out questions gold
+    rises by less (GRPO sharpens what the SFT model samples; it adds no facts); on the other half
+    it falls. The format-only run maxes out its reward (format 100%) while its gold score on the
+    questions it trained on falls below the SFT model's; the lenient check passes more replies than
+    the final-answer check."""
+    main, _, format_only = m["runs"]
+    before = m["before"]
     trained = m["gold_score_trained_after"] - m["gold_score_trained_before"]
-    assert trained > 0, (m["gold_score_trained_before"], m["gold_score_trained_after"])
     sampled = m["sampled_gold_trained_after"] - m["sampled_gold_trained_before"]
-    assert sampled >= gain, (m["sampled_gold_trained_before"], m["sampled_gold_trained_after"])
+    assert trained > 0 and sampled >= gain, (trained, sampled)
+    changes = {k: main[k] - before[k] for k in before if not k.startswith(("format", "anywhere"))}
+    assert max(changes, key=changes.get) == "sampled_trained", changes
     assert m["gold_score_after"] - m["gold_score_before"] < trained
-    gap = {r["checker"]: r["anywhere_trained"] - r["gold_trained"] for r in (main, lenient)}
-    assert gap["anywhere"] > gap["final answer"], gap
+    assert m["gold_score_sft_only_after"] < m["gold_score_sft_only_before"]
+    assert format_only["answer_weight"] == 0 and format_only["format_heldout"] == 1.0
+    assert format_only["gold_trained"] < before["gold_trained"] - 0.1
+    assert before["anywhere_trained"] > before["gold_trained"]
 
 
 def test_smoke_run_shows_the_leash_and_the_memory(lab_metrics):
@@ -63,9 +68,8 @@ def test_committed_lesson_results_back_the_page():
     """The published lesson run: what the page says of it."""
     m = json.loads((RESULTS / "grpo.json").read_text())
     check_machinery(m)
-    check_gold(m, gain=0.15)
-    assert m["gold_score_sft_only_after"] < m["gold_score_sft_only_before"]  # the page: it falls
-    assert m["wall_seconds"] < 180 * 1.5  # the lab's budget (3 min), with room for a busy machine
+    check_gold(m, gain=0.10)
+    assert m["cpu_seconds"] < 180  # the lab's budget: 3 minutes of one core
 
 
 def test_zero_variance_share_is_trls_frac_reward_zero_std(lab_metrics):
@@ -95,10 +99,10 @@ def test_reward_scores_groups_and_logs_their_statistics():
     assert logged["zero_variance_group_share"] == pytest.approx(1 / 3)
     stds = torch.tensor([[1.1, 0.1], [0.0, 0.1]]).std(1)
     assert logged["group_std"] == pytest.approx(stds.sum().item() / 3)
-    lenient = grpo.verifiable_reward(tok, G=2, format_weight=0.1, anywhere=True)
-    paid = lenient(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
-                   log_metric=logged.__setitem__)
-    assert paid[1] == pytest.approx(1.1)  # "The capital of Bb is Cc." names Bb: lenient pays
+    format_only = grpo.verifiable_reward(tok, G=2, format_weight=0.1, answer_weight=0.0)
+    paid = format_only(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
+                       log_metric=logged.__setitem__)
+    assert paid == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.0, 0.1])  # a wrong reply in format: paid
 
 
 def test_final_answer_is_what_the_checker_reads():
@@ -148,7 +152,8 @@ def test_grpo_column_of_the_machinery_table():
     head, _, models, params = table.splitlines()[:4]
     assert "GRPO (grpo lab)" in head
     assert "1: policy (2 when β > 0: + reference)" in models
-    assert f"{m['param_bytes_held'] / 2**20:.1f} MiB" in params
+    mib = m["param_bytes_held"] / 2**20
+    assert any(f"{mib:.{digits}f} MiB" in params for digits in (1, 2)), params
     assert table.count("no run yet") >= 2
 
 
