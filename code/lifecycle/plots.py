@@ -76,6 +76,7 @@ def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
     gold.axhline(gold_before, color="k", ls=":", lw=1, label="SFT model (before)")
     gold.set(xlabel="β (log scale)", ylabel="share of held-out questions", title="gold score of greedy replies")
     gold.legend(fontsize=8)
+    save(fig, path)
 
 
 def group_rewards(mean: list[dict], std: list[dict], zero_variance: dict[str, list[dict]], path,
