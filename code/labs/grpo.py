@@ -194,14 +194,14 @@ def main(argv=None):
     metrics = {  # the SFT model's (before) and the main run's (after)
         **{f"{key}_{when}": m[measure] for key, measure in headline.items()
            for when, m in (("before", before), ("after", main_run)) if measure in m},
-        "before": before, "runs": runs,
+        "before": [before], "runs": runs,  # before: one row, the SFT model's scores
         "zero_variance_group_share": report.curve(history, "zero_variance_group_share"),
         "frac_reward_zero_std": report.curve(history, "frac_reward_zero_std"),  # TRL's own count
         "group_reward_mean": report.curve(history, "group_mean"),
         "group_reward_std": report.curve(history, "group_std"),
         "kl_to_reference": [{"beta": r["beta"], "kl": r["kl_to_reference"]} for r in runs[:2]],
         "num_generations": args.num_generations, "beta": args.beta,
-        "format_weight": args.format_weight, "questions": {k: len(v) for k, v in sets.items()},
+        "format_weight": args.format_weight, **{f"questions_{k}": len(v) for k, v in sets.items()},
         **{k: main_run[k] for k in ("models_held", "param_bytes_held", "train_memory_bytes")},
         "replies_sampled_per_run": args.max_steps * args.prompts_per_step * args.num_generations,
         "run_seconds": seconds, "wall_seconds": time.perf_counter() - start,
@@ -215,7 +215,7 @@ def main(argv=None):
 
 def write_report(args, m: dict, histories: dict, asked: list[Example], samples: dict) -> None:
     out, runs = args.output_dir, m["runs"]
-    sets, models = [s for s in SETS if m["questions"][s]], [("SFT model", m["before"])]
+    sets, models = [s for s in SETS if m[f"questions_{s}"]], [("SFT model", m["before"][0])]
     measures = [(f"gold_{s}", f"gold: {SETS[s]}") for s in sets] + [
         (f"sampled_{s}", f"pass@1 sampled: {SETS[s]}") for s in ("trained", "heldout")] + [
         ("format_heldout", "format rate: held-out questions"),
@@ -224,8 +224,8 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
     lines = ["| | " + " | ".join(n for n, _ in models) + f" | change ({runs[0]['run']}) |",
              "| --- |" + " ---: |" * (len(models) + 1)]
     lines += [f"| {label} | " + " | ".join(f"{r[k]:.0%}" for _, r in models)
-              + f" | {100 * (runs[0][k] - m['before'][k]):+.0f} points |"
-              for k, label in measures if k in m["before"]]
+              + f" | {100 * (runs[0][k] - m['before'][0][k]):+.0f} points |"
+              for k, label in measures if k in m["before"][0]]
     cost = [r | {"mib": r["param_bytes_held"] / 2**20, "s": t,
                  "train_mib": (r["train_memory_bytes"] - r["param_bytes_held"]) / 2**20}
             for r, t in zip(runs, m["run_seconds"])]
@@ -235,7 +235,7 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
         ("train_mib", "+ gradients, AdamW state (MiB)", ".1f"), ("s", "training time (s)", ".0f"),
     ]) + "\nGold: greedy replies whose final answer is right. pass@1 sampled: the share of right "
         f"replies among G = {m['num_generations']} sampled a question, as in training. Questions "
-        "per set: " + ", ".join(f"{SETS[s]} {m['questions'][s]}" for s in sets) + ". KL in nats "
+        "per set: " + ", ".join(f"{SETS[s]} {m[f'questions_{s}']}" for s in sets) + ". KL in nats "
         f"per reply. {m['replies_sampled_per_run']:,} replies sampled per run; times on a shared "
         "2-core CPU.\n")
     right = lambda reply, e: correct(reply, e.gold, e.task)  # noqa: E731

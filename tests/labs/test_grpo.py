@@ -38,21 +38,20 @@ def check_machinery(m: dict) -> None:
 
 
 def check_gold(m: dict, gain: float) -> None:
-    """The page's claims about gold. On the questions GRPO trained on, the greedy gold score rises
-    and the sampled pass@1 rises by `gain`, more than any other change; on held-out questions gold
-    rises by less (GRPO sharpens what the SFT model samples; it adds no facts); on the other half
-    it falls. The format-only run maxes out its reward (format 100%) while its gold score on the
-    questions it trained on falls below the SFT model's; the lenient check passes more replies than
-    the final-answer check."""
+    """The page's claims about gold. On the questions GRPO trained on, pass@1 (sampled replies)
+    rises by `gain`, the largest change of all; the greedy gold score moves less, there and on
+    held-out questions (GRPO sharpens what the SFT model samples; it adds no facts); on the other
+    half it falls. The format-only run maxes out its reward (format 100%) while its gold score on
+    the questions it trained on falls below the SFT model's; the lenient check passes more replies
+    than the final-answer check."""
     main, _, format_only = m["runs"]
-    before = m["before"]
-    trained = m["gold_score_trained_after"] - m["gold_score_trained_before"]
-    sampled = m["sampled_gold_trained_after"] - m["sampled_gold_trained_before"]
-    assert trained > 0 and sampled >= gain, (trained, sampled)
+    before = m["before"][0]
     changes = {k: main[k] - before[k] for k in before if not k.startswith(("format", "anywhere"))}
-    assert max(changes, key=changes.get) == "sampled_trained", changes
-    assert m["gold_score_after"] - m["gold_score_before"] < trained
-    assert m["gold_score_sft_only_after"] < m["gold_score_sft_only_before"]
+    assert changes["sampled_trained"] >= gain, changes
+    assert max(changes, key=changes.get) == "sampled_trained", changes  # the largest rise
+    for greedy in ("gold_trained", "gold_heldout", "sampled_heldout"):
+        assert abs(changes[greedy]) < changes["sampled_trained"] / 2, changes
+    assert changes["gold_sft_only"] < -0.05, changes
     assert format_only["answer_weight"] == 0 and format_only["format_heldout"] == 1.0
     assert format_only["gold_trained"] < before["gold_trained"] - 0.1
     assert before["anywhere_trained"] > before["gold_trained"]
