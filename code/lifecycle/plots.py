@@ -91,7 +91,8 @@ def group_rewards(mean: list[dict], std: list[dict], zero_variance: dict[str, li
     a.set_title(title, fontsize=9)
     for name, curve in zero_variance.items():
         b.plot([p["step"] for p in curve], [p["value"] for p in curve], label=name)
-    b.set(ylim=(-0.05, 1.05), title="share of groups whose G replies all scored the same")
+    b.set(ylim=(-0.05, 1.05), ylabel="share of groups")
+    b.set_title("groups whose G replies all scored the same", fontsize=9)
     for ax in (a, b):
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
