@@ -157,7 +157,7 @@ def test_at_a_glance_has_every_stage_and_column():
     header = next(line for line in table.splitlines() if line.startswith("| stage"))
     for column in ("objective", "data", "loss", "cost", "when to stop"):
         assert column in header
-    for stage in ("Curation", "Pretraining", "SFT", "Reward model", "PPO", "DPO"):
+    for stage in ("Curation", "Pretraining", "SFT", "Reward model", "PPO", "DPO", "GRPO"):
         assert re.search(rf"^\| \[[^\]]*{stage}", table, re.M), stage
 
 

@@ -38,6 +38,7 @@ STEPS = {  # a small step count for each lab, on a GPU and on a CPU
     "curation": ["--max_steps", "4", "--warmup_steps", "1"],
     "dpo": ["--max_steps", "2"],
     "forgetting": ["--max_steps", "2", "--eval_every", "2"],
+    "grpo": ["--max_steps", "2"],
     "mechanics": ["--steps", "6", "--warmup_steps", "2", "--resume_at", "2"],
     "memory": [],  # one AdamW step per size, by design
     "parallelism": ["--repeats", "1"],
@@ -52,6 +53,8 @@ CPU_SIZES = {  # on a CPU, smaller batches, sequences and evaluations too (and f
     "curation": ["--train_docs", "1000", "--batch_size", "2", "--block_size", "64", "--num_proc", "1"],
     "dpo": ["--batch_size", "2", "--max_length", "64", "--response_length", "4", "--eval_pairs", "8", "--tasks", "capital"],
     "forgetting": ["--batch_size", "2", "--max_new_tokens", "4", "--eval_docs", "16"],
+    "grpo": ["--num_generations", "2", "--prompts_per_step", "2", "--max_completion_length", "8",
+             "--eval_questions", "4"],
     "mechanics": ["--model", "smoke", "--batch_size", "2", "--block_size", "32", "--accum_steps", "2",
                   "--loss_tokens", "256"],
     "memory": ["--sizes", "1x32x2", "--grid_size", "1x32x2", "--batch_size", "1", "--seq_len", "32"],

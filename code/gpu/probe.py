@@ -8,7 +8,8 @@ per second.
 - Peak GPU memory: `torch.cuda.max_memory_allocated()` at exit (null without CUDA).
 - `Dataset.map` calls, by description, so a test can see how often a lab tokenized its data.
 - Tokens: every `Trainer.training_step` (SFT, reward, DPO, pretraining and their subclasses) counts
-  the non-padding tokens of its batch; seconds are the wall time spent inside `Trainer.train`. Labs
+  the non-padding tokens of its batch (GRPO's: prompts and sampled replies, as its
+  `_prepare_inputs` builds them); seconds are the wall time spent inside `Trainer.train`. Labs
   that train without a `Trainer` (PPO's own loop, mechanics, memory, parallelism) report no
   tokens/s rather than a wrong one.
 """
@@ -48,8 +49,22 @@ def patch_trainer() -> None:
     step, train = Trainer.training_step, Trainer.train
 
     def training_step(self, model, inputs, *args, **kwargs):
-        counts["train_tokens"] += batch_tokens(inputs)
-        return step(self, model, inputs, *args, **kwargs)
+        if isinstance(inputs, dict):
+            counts["train_tokens"] += batch_tokens(inputs)
+            return step(self, model, inputs, *args, **kwargs)
+        # GRPO gets raw prompt rows: its `_prepare_inputs` samples the replies and builds the batch
+        prepare = self._prepare_inputs
+
+        def counted(batch):
+            out = prepare(batch)
+            counts["train_tokens"] += batch_tokens(out)
+            return out
+
+        self._prepare_inputs = counted
+        try:
+            return step(self, model, inputs, *args, **kwargs)
+        finally:
+            del self._prepare_inputs  # the class's method again
 
     def timed_train(self, *args, **kwargs):
         start = time.perf_counter()

@@ -169,6 +169,7 @@ def write_report(args, metrics: dict, sweep: list[dict]) -> None:
         ("format_rate", "format rate", ".1%"),
     ]) + caption())
     runs = {"PPO": cached_results("ppo", args.preset, args.seed),  # None unless a PPO run is cached: never run here
+            "GRPO": cached_results("grpo", args.preset, args.seed),
             "DPO": metrics}
     (args.output_dir / "machinery.md").write_text(machinery_table(runs, args.preset, args.seed))
 

@@ -96,3 +96,23 @@ def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
     gold.set(xlabel="β (log scale)", ylabel="share of held-out questions", title="gold score of greedy replies")
     gold.legend(fontsize=8)
     save(fig, path)
+
+
+def group_rewards(mean: list[dict], std: list[dict], zero_variance: dict[str, list[dict]], path,
+                  title: str) -> None:
+    """GRPO's groups: the mean reward of a group and its spread within the group (left), and per run
+    the share of groups whose G rewards were all equal (right). Curves are [{step, value}]."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.4))
+    steps, m, s = [p["step"] for p in mean], [p["value"] for p in mean], [p["value"] for p in std]
+    a.plot(steps, m, label="mean reward of a group")
+    a.fill_between(steps, [x - d for x, d in zip(m, s)], [x + d for x, d in zip(m, s)], alpha=0.25,
+                   label="± std within a group")
+    a.set_title(title, fontsize=9)
+    for name, curve in zero_variance.items():
+        b.plot([p["step"] for p in curve], [p["value"] for p in curve], label=name)
+    b.set(ylim=(-0.05, 1.05), ylabel="share of groups")
+    b.set_title("groups whose G replies all scored the same", fontsize=9)
+    for ax in (a, b):
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    save(fig, path)

@@ -35,3 +35,21 @@ def records(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + " ---: |" * len(columns)]
     lines += ["| " + " | ".join(fmt(r[k], s) for k, _, s in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def samples_table(exs: list, samples: dict[str, list], check, n: int = 4) -> str:
+    """`n` questions spread over `exs` (an example has `prompt` and `gold`), each with every model's
+    reply from `samples` (model name → replies, in the order of `exs`), marked ✓ where
+    `check(reply, example)` holds."""
+    lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
+    for i in range(0, len(exs), max(1, len(exs) // n))[:n]:
+        e = exs[i]
+        lines += [f"| {cell(e.prompt, 40)} | {cell(e.gold, 20)} | {name} | "
+                  f"{'✓' if check(r[i], e) else '✗'} {cell(r[i])} |"
+                  for name, r in samples.items()]
+    return "\n".join(lines) + "\n"
+
+
+def curve(history: list[dict], key: str) -> list[dict]:
+    """One logged value over training, [{step, value}], from a Trainer's `log_history`."""
+    return [{"step": h["step"], "value": h[key]} for h in history if key in h]

@@ -154,6 +154,9 @@ class TokenizedDPOTrainer(DPOTrainer):
 METHODS = {  # by construction: what each method holds and runs while it trains
     "PPO": dict(lab="ppo", models="4: policy, reference, reward, value",
                 reward="trained first (reward lab), queried on every reply", value="trained alongside the policy"),
+    "GRPO": dict(lab="grpo", models="1: policy (2 when β > 0: + reference)",
+                 reward="none: a program (checker) scores every sampled reply",
+                 value="none: the mean reward of the prompt's group is the baseline"),
     "DPO": dict(lab="dpo", models="2: policy, reference", reward="none: the reward is implicit", value="none"),
 }
 

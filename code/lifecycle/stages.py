@@ -63,6 +63,11 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
     "ppo": Stage(
         "PPO", "reward on a leash: a KL sweep against a flawed reward model", ("sft", "reward")
     ),
+    "grpo": Stage(
+        "GRPO",
+        "a program as the reward, the group as the baseline: RL as TRL does it now",
+        ("sft",),
+    ),
     "dpo": Stage("DPO", "preferences without a judge, and β's real direction", ("sft",)),
     "memory": Stage("Memory", "the memory calculator, proven against measured bytes"),
     "parallelism": Stage(

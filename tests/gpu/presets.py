@@ -53,6 +53,11 @@ LESSON_ONLY = {
         "scoring each stage, annealing on a source and the planted quiz leaks need the "
         "world's labels",
     ),
+    "grpo": (
+        {"gold_score_sft_only_before", "gold_score_sft_only_after"},
+        "GSM8K has no questions the SFT stage trained on (its gpu preset trains on Capybara), "
+        "so there is no set that SFT saw and GRPO did not",
+    ),
 }
 
 
