@@ -1,12 +1,13 @@
-"""Chat templates: the same SFT model, prompted with the right template, no template, and wrong ones.
+"""Chat templates: one SFT model, prompted with the right template, no template, and wrong ones.
 
-    python code/labs/chat_template.py --output_dir runs/chat_template                 # lesson preset, about a minute
-    python code/labs/chat_template.py --output_dir runs/chat_template --preset smoke  # seconds
-    python code/labs/chat_template.py --output_dir runs/chat_template --preset gpu    # the SFT'd gpt2
+    # lesson preset, about a minute; smoke: seconds; gpu: the SFT'd gpt2
+    python code/labs/chat_template.py --output_dir runs/chat_template
+    python code/labs/chat_template.py --output_dir runs/chat_template --preset smoke
+    python code/labs/chat_template.py --output_dir runs/chat_template --preset gpu
 
-The model is the SFT stage's output (`code/labs/sft.py`, run on demand and cached). Nothing is trained here:
-only the text around the question changes, and the world's format and gold checkers score the replies.
-Writes `metrics.json`, `results.md`, `prompts.md` and `templates.png`.
+The model is the SFT stage's output (`code/labs/sft.py`, run on demand and cached). Nothing is
+trained here: only the text around the question changes, and the world's format and gold checkers
+score the replies. Writes `metrics.json`, `results.md`, `prompts.md` and `templates.png`.
 """
 
 import time
@@ -27,8 +28,12 @@ from lifecycle.world import examples
 @dataclass
 class Args(LabArgs):
     positive = ("max_new_tokens",)
-    model: str | None = field(default=None, metadata={"help": "An SFT model folder; default: the sft stage's model."})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Reply length limit when scoring."})
+    model: str | None = field(
+        default=None, metadata={"help": "An SFT model folder; default: the sft stage's model."}
+    )
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Reply length limit when scoring."}
+    )
 
 
 PRESETS = {
@@ -40,7 +45,8 @@ PRESETS = {
 
 # --8<-- [start:templates]
 CHATML = (  # another model family's markers: plain text to our tokenizer, never seen in training
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 TEMPLATES = {  # name: (template, open the assistant turn?); only "right" is what SFT trained on
@@ -54,18 +60,32 @@ TEMPLATES = {  # name: (template, open the assistant turn?); only "right" is wha
 def render(tokenizer, question: str, name: str) -> str:
     template, open_turn = TEMPLATES[name]
     messages = [{"role": "user", "content": question}]
-    return tokenizer.apply_chat_template(messages, chat_template=template, add_generation_prompt=open_turn, tokenize=False)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, add_generation_prompt=open_turn, tokenize=False
+    )
+
+
 # --8<-- [end:templates]
 
 
 def write_report(args, results: dict, samples: dict) -> None:
     """`results.md`, `prompts.md` (what the model sees, and its reply) and `templates.png`."""
-    (args.output_dir / "results.md").write_text(report.records(
-        [{"template": name, **r} for name, r in results.items()],
-        [("template", "prompt wrapping", ""), ("format_rate", "format rate", ".0%"), ("task_accuracy", "task accuracy", ".0%")],
-    ).replace("| ---: |", "| --- |", 1) + caption("fp32"))
+    (args.output_dir / "results.md").write_text(
+        report.records(
+            [{"template": name, **r} for name, r in results.items()],
+            [
+                ("template", "prompt wrapping", ""),
+                ("format_rate", "format rate", ".0%"),
+                ("task_accuracy", "task accuracy", ".0%"),
+            ],
+        ).replace("| ---: |", "| --- |", 1)
+        + caption("fp32")
+    )
     lines = ["| prompt wrapping | what the model sees | its reply |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {report.cell(p, 60)} | {report.cell(r, 60)} |" for name, (p, r) in samples.items()]
+    lines += [
+        f"| {name} | {report.cell(p, 60)} | {report.cell(r, 60)} |"
+        for name, (p, r) in samples.items()
+    ]
     (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
 
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
@@ -81,22 +101,35 @@ def main(argv=None):
     args = parse(Args, PRESETS, argv)
     set_seed(args.seed)
     start = time.perf_counter()
-    model, tokenizer = load(args.model or stage_model("sft", args.preset, args.seed))  # the SFT stage's model
+    # the SFT stage's model
+    model, tokenizer = load(args.model or stage_model("sft", args.preset, args.seed))
     test = examples("test", seed=args.seed)
 
     # --8<-- [start:measure]
     results, samples = {}, {}
     for name in TEMPLATES:
         prompts = [render(tokenizer, e.prompt, name) for e in test]
-        replies = complete(model, tokenizer, prompts, args.max_new_tokens)  # greedy: same model, same questions
+        # greedy: same model, same questions
+        replies = complete(model, tokenizer, prompts, args.max_new_tokens)
         results[name] = score(replies, test)
         samples[name] = (prompts[0], replies[0])
-        print(f"{name}: format rate {results[name]['format_rate']:.0%} on {len(test)} questions", flush=True)
+        print(
+            f"{name}: format rate {results[name]['format_rate']:.0%} on {len(test)} questions",
+            flush=True,
+        )
     # --8<-- [end:measure]
 
-    key = {"right": "right_template", "no template": "no_template", "wrong markers": "wrong_template",
-           "no generation prompt": "no_generation_prompt"}
-    metrics = {f"{m}_{key[name]}": r[m] for name, r in results.items() for m in ("format_rate", "task_accuracy")}
+    key = {
+        "right": "right_template",
+        "no template": "no_template",
+        "wrong markers": "wrong_template",
+        "no generation prompt": "no_generation_prompt",
+    }
+    metrics = {
+        f"{m}_{key[name]}": r[m]
+        for name, r in results.items()
+        for m in ("format_rate", "task_accuracy")
+    }
     metrics |= {"test_questions": len(test), "wall_seconds": time.perf_counter() - start}
     write_metrics(args.output_dir, metrics)
     write_report(args, results, samples)

@@ -1,4 +1,4 @@
-"""Chat templates: the same SFT model answers in format only when prompted with the template it learned."""
+"""Chat templates: the same SFT model answers in format only with the template it learned."""
 
 import json
 
@@ -8,7 +8,8 @@ from conftest import ROOT, load_lab, run_lab
 def test_right_template_beats_wrong_ones(lab_metrics):
     m = lab_metrics("chat_template")
     assert m["format_rate_right_template"] >= 0.7
-    assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.3  # smoke base is tiny; lesson: 0.4
+    # smoke base is tiny; lesson: 0.4
+    assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.3
     assert m["task_accuracy_right_template"] >= m["task_accuracy_wrong_template"]
 
 
@@ -21,7 +22,10 @@ def test_templates_render_differently():
     assert shown["right"] == "<|user|>What is 2 plus 3?<|end|><|assistant|>"
     assert shown["no generation prompt"] == "<|user|>What is 2 plus 3?<|end|>"
     assert shown["no template"] == "What is 2 plus 3?"
-    assert "<|im_start|>assistant" in shown["wrong markers"] and "<|user|>" not in shown["wrong markers"]
+    assert (
+        "<|im_start|>assistant" in shown["wrong markers"]
+        and "<|user|>" not in shown["wrong markers"]
+    )
     # The wrong markers are not special tokens to our tokenizer: they split into ordinary pieces.
     assert len(tok("<|im_start|>", add_special_tokens=False)["input_ids"]) > 1
 
@@ -30,9 +34,17 @@ def test_committed_lesson_results_meet_the_targets():
     m = json.loads((ROOT / "snippets" / "results" / "chat_template.json").read_text())
     assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.4
     assert m["format_rate_right_template"] - m["format_rate_no_template"] >= 0.4
+    # the pages: without the generation prompt the format survives far better than with no template
+    assert m["format_rate_no_generation_prompt"] - m["format_rate_no_template"] >= 0.3
 
 
 def test_gpu_preset_offline_is_exit_2(tmp_path):
-    proc = run_lab("chat_template", "--output_dir", str(tmp_path / "out"), "--preset", "gpu", check=False)
+    proc = run_lab(
+        "chat_template", "--output_dir", str(tmp_path / "out"), "--preset", "gpu", check=False
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("chat_template: error: the sft stage failed"), proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("chat_template: error: the sft stage failed")
+    ), proc.stderr[-2000:]
