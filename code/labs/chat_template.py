@@ -88,11 +88,21 @@ def write_report(args, results: dict, samples: dict) -> None:
     ]
     (args.output_dir / "prompts.md").write_text("\n".join(lines) + "\n")
 
-    fig, ax = plots.plt.subplots(figsize=(6.4, 3.2))
-    names = list(results)
-    ax.barh(names[::-1], [results[n]["format_rate"] for n in names[::-1]], color="C0")
+    fig, ax = plots.plt.subplots(figsize=(6.4, 3.8))
+    names = list(results)[::-1]
+    y = range(len(names))
+    # format alone can look fine while the answers are wrong: show both
+    for shift, key, label, color in (
+        (0.2, "format_rate", "format rate", "C0"),
+        (-0.2, "task_accuracy", "task accuracy", "C1"),
+    ):
+        ax.barh(
+            [i + shift for i in y], [results[n][key] for n in names], 0.4, label=label, color=color
+        )
+    ax.set_yticks(list(y), names)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("format rate (reply ends with <|end|>, one line)")
+    ax.set_xlabel("share of held-out questions")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=2)
     ax.set_title("Same SFT model, same questions")
     plots.save(fig, args.output_dir / "templates.png")
 

@@ -237,8 +237,8 @@ def curves_plot(narrow: list[dict], replay: list[dict], args, path) -> None:
             )
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
-        # perplexity rises by factors, not steps
-        ax.set_yscale("log" if "perplexity" in key else "linear")
+        # general perplexity rises by factors, not steps
+        ax.set_yscale("log" if key == "general_perplexity" else "linear")
     axes[2].set_ylim(0, 1)
     axes[0].legend()
     plots.save(fig, path)

@@ -1,4 +1,4 @@
-"""Chat templates: the same SFT model answers in format only with the template it learned."""
+"""Chat templates: the same SFT model answers right most often with the template it learned."""
 
 import json
 
@@ -8,7 +8,7 @@ from conftest import ROOT, load_lab, run_lab
 def test_right_template_beats_wrong_ones(lab_metrics):
     m = lab_metrics("chat_template")
     assert m["format_rate_right_template"] >= 0.7
-    # smoke base is tiny; lesson: 0.4
+    # the smoke SFT model answers few questions right, so its gap shows in the format rate
     assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.3
     assert m["task_accuracy_right_template"] >= m["task_accuracy_wrong_template"]
 
@@ -31,11 +31,20 @@ def test_templates_render_differently():
 
 
 def test_committed_lesson_results_meet_the_targets():
+    """What the pages say of the published lesson numbers, claim by claim."""
     m = json.loads((ROOT / "snippets" / "results" / "chat_template.json").read_text())
-    assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.4
-    assert m["format_rate_right_template"] - m["format_rate_no_template"] >= 0.4
-    # the pages: without the generation prompt the format survives far better than with no template
-    assert m["format_rate_no_generation_prompt"] - m["format_rate_no_template"] >= 0.3
+    right = m["task_accuracy_right_template"]
+    assert m["format_rate_right_template"] >= 0.9
+    # wrong markers: most replies still look well formed, almost none answers its question
+    assert m["format_rate_wrong_template"] >= 0.5
+    assert m["task_accuracy_wrong_template"] <= 0.05 and right - m["task_accuracy_wrong_template"] >= 0.4
+    # no template: the format survives here, the answers do not all survive
+    assert m["format_rate_no_template"] >= 0.8
+    assert right - m["task_accuracy_no_template"] >= 0.15
+    # no generation prompt: almost as often and as well as the right template; costs the least
+    assert m["format_rate_no_generation_prompt"] >= m["format_rate_right_template"] - 0.05
+    assert m["task_accuracy_no_generation_prompt"] >= right - 0.05
+    assert m["task_accuracy_no_generation_prompt"] - m["task_accuracy_no_template"] >= 0.1
 
 
 def test_gpu_preset_offline_is_exit_2(tmp_path):
