@@ -179,24 +179,43 @@ def test_number_claims_match_the_libraries(source):
 
 
 def test_grpo_items_quote_trls_defaults(source):
-    """The GRPO items state TRL 1.12's own defaults (read from GRPOConfig), and the failure card for tied
-    groups links the lab metric that shows it."""
+    """The GRPO items state TRL 1.12's own defaults (read from GRPOConfig), and the failure card
+    for tied groups links the lab metric that shows it."""
     from trl import GRPOConfig
 
     defaults = {name: f.default for name, f in GRPOConfig.__dataclass_fields__.items()}
-    assert (defaults["beta"], defaults["loss_type"], defaults["scale_rewards"]) == (0.0, "dapo", "group")
+    assert (defaults["beta"], defaults["loss_type"], defaults["scale_rewards"]) == (
+        0.0,
+        "dapo",
+        "group",
+    )
     bank = source[0]
     text = {q["id"]: " ".join(str(v) for v in q.values()) for q in bank["questions"]}
     grpo = {q["id"] for q in bank["questions"] if q["topic"] == "grpo"}
-    assert {"dpo-grpo", "grpo-three-ways", "grpo-baseline", "grpo-zero-variance", "grpo-beta-default",
-            "grpo-hack-verifiable", "grpo-sharpens"} <= grpo
-    assert "0.0" in text["grpo-beta-default"] and "not load a reference model" in text["grpo-beta-default"]
+    assert {
+        "dpo-grpo",
+        "grpo-three-ways",
+        "grpo-baseline",
+        "grpo-zero-variance",
+        "grpo-beta-default",
+        "grpo-hack-verifiable",
+        "grpo-sharpens",
+    } <= grpo
+    assert (
+        "0.0" in text["grpo-beta-default"]
+        and "not load a reference model" in text["grpo-beta-default"]
+    )
     assert "`GRPOConfig.beta` defaults to 0.0" in text["dpo-grpo"] and '"dapo"' in text["dpo-grpo"]
     assert "larger β keeps the policy" in text["grpo-beta-default"].lower()
-    assert "π_ref/π − log(π_ref/π) − 1" in text["grpo-beta-default"]  # the k3 estimator TRL computes
+    # the k3 estimator TRL computes
+    assert "π_ref/π − log(π_ref/π) − 1" in text["grpo-beta-default"]
     card = next(f for f in bank["failures"] if f["id"] == "fail-zero-variance-groups")
     assert card["title"] == "All groups scored the same, so no signal"
-    assert card["links"] == {"section": "§4.5", "lab": "grpo", "metric": "zero_variance_group_share"}
+    assert card["links"] == {
+        "section": "§4.5",
+        "lab": "grpo",
+        "metric": "zero_variance_group_share",
+    }
 
 
 def extra_question(qid="added-by-test"):

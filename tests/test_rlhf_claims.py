@@ -1,12 +1,13 @@
 """The prose of the SFT, reward, PPO and DPO pages and of §4 rests on directions and on a few named
-values. Each is read here from the published lesson results (snippets/results/<lab>.json, seed 0), with
-the same `CLAIMS` that `make robustness` checks on seeds 0, 1 and 2, so no sentence can be contradicted
-by the table beside it. Costs well under a second: it reads JSON and Markdown only."""
+values. Each is read here from the published lesson results (snippets/results/<lab>.json, seed 0),
+with the same `CLAIMS` that `make robustness` checks on seeds 0, 1 and 2, so no sentence can be
+contradicted by the table beside it. Costs well under a second: it reads JSON and Markdown only."""
 
 import json
 import re
 
 import pytest
+
 from conftest import ROOT
 from lifecycle.robustness import (
     CLAIMS,
@@ -42,8 +43,8 @@ def test_pages_show_the_three_seed_line(lab):
 
 
 def test_ppo_page_names_the_runs_it_describes():
-    """The PPO page and §4.3 speak of "the tuned coefficient" and "β = 0": both must be in the sweep,
-    and the tuned run's proxy rise must be what the page calls clear (3 standard errors)."""
+    """The PPO page and §4.3 speak of "the tuned coefficient" and "β = 0": both must be in the
+    sweep, and the tuned run's proxy rise must be what the page calls clear (3 standard errors)."""
     m = published("ppo")
     coefs = [r["kl_coef"] for r in m["runs"]]
     assert 0.0 in coefs and m["tuned_kl_coef"] in coefs
@@ -53,7 +54,7 @@ def test_ppo_page_names_the_runs_it_describes():
 
 
 def test_dpo_page_picks_the_lab_beta():
-    """The DPO page says which β it would pick; that is the lab's `beta`, the largest of the sweep."""
+    """The DPO page says which β it would pick: the lab's `beta`, the largest of the sweep."""
     m = published("dpo")
     text = (DOCS / "labs" / "dpo.md").read_text()
     picked = re.search(r"Which β we would pick: the largest of the sweep, β = ([0-9.]+)", text)
@@ -63,8 +64,8 @@ def test_dpo_page_picks_the_lab_beta():
 
 
 def test_reward_page_range_matches_the_result():
-    """The reward page says held-out accuracy lands near the range of real reward models (65–75%), with
-    every style pair right and about half of the near misses."""
+    """The reward page says held-out accuracy lands near the range of real reward models (65–75%),
+    with every style pair right and about half of the near misses."""
     m = published("reward")
     assert 0.65 <= m["heldout_accuracy"] <= 0.85
     assert m["heldout_accuracy_style"] >= 0.95

@@ -28,19 +28,22 @@ def test_chat_template_masks_everything_but_the_reply(tok):
     )
     ids, mask = out["input_ids"], out["assistant_masks"]
     reply = tok.decode([i for i, m in zip(ids, mask) if m])
-    assert reply == " " + e.answer + "<|end|>"  # the reply (opened by a space) and its end-of-turn token
+    # the reply (opened by a space) and its end-of-turn token
+    assert reply == " " + e.answer + "<|end|>"
 
 
 def test_a_name_copied_into_the_reply_keeps_its_tokens(tok):
-    """The template opens the reply with a space, so a name the reply starts with is tokenized as it is
-    in the question; without the space byte-level BPE spells it with other tokens."""
-    e = next(x for x in examples("train") if x.task == "export")  # "What does Kroufel export?" -> "Kroufel exports ..."
+    """The template opens the reply with a space, so a name the reply starts with is tokenized as
+    it is in the question; without the space byte-level BPE spells it with other tokens."""
+    # "What does Kroufel export?" -> "Kroufel exports ..."
+    e = next(x for x in examples("train") if x.task == "export")
     name = e.prompt.removeprefix("What does ").removesuffix(" export?")
     in_question = tok(" " + name, add_special_tokens=False)["input_ids"]
     text = tok.apply_chat_template(e.messages(), tokenize=False)
     reply_ids = tok(text.split("<|assistant|>", 1)[1], add_special_tokens=False)["input_ids"]
     assert reply_ids[: len(in_question)] == in_question
-    assert tok(name, add_special_tokens=False)["input_ids"] != in_question  # the trap the space avoids
+    # the trap the space avoids
+    assert tok(name, add_special_tokens=False)["input_ids"] != in_question
 
 
 def test_round_trip(tok):

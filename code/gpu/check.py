@@ -1,14 +1,15 @@
-"""Every lab's `--preset gpu`, offline, against the stand-in Hub: exit code, seconds, peak GPU memory, tokens/s.
+"""Every lab's `--preset gpu`, offline, on the stand-in Hub: exit code, time, memory, tokens/s.
 
-    bash code/gpu/check.sh                                  # a GPU session: GPT-2-124M's shape, every lab
-    python code/gpu/check.py --flavour tiny --cpu pretrain  # on a CPU: the tiny stand-in, small sizes too
+    bash code/gpu/check.sh                                  # GPU: GPT-2-124M's shape, every lab
+    python code/gpu/check.py --flavour tiny --cpu pretrain  # CPU: tiny stand-in, small sizes
 
-Each lab runs as a reader runs it, `python code/labs/<lab>.py --preset gpu`, plus only the step overrides in
-`STEPS` (and, with `--cpu`, the size overrides in `CPU_SIZES`). The earlier stages a lab needs (the SFT
-model, the reward model) are run first, the same way, into a private stage cache (`LIFECYCLE_CACHE`), where
-the lab's own `stage_model(...)` finds them, as it would find a reader's earlier runs. So a check never
-reuses, or leaves behind, a stage that a real `--preset gpu` run could mistake for its own. A lab that runs
-an earlier stage itself (one that was not built first) is reported as a failure: labs must not do that.
+Each lab runs as a reader runs it, `python code/labs/<lab>.py --preset gpu`, plus only the step
+overrides in `STEPS` (and, with `--cpu`, the size overrides in `CPU_SIZES`). The earlier stages a
+lab needs (the SFT model, the reward model) are run first, the same way, into a private stage cache
+(`LIFECYCLE_CACHE`), where the lab's own `stage_model(...)` finds them, as it would find a reader's
+earlier runs. So a check never reuses, or leaves behind, a stage that a real `--preset gpu` run
+could mistake for its own. A lab that runs an earlier stage itself (one that was not built first)
+is reported as a failure: labs must not do that.
 
 Prints a Markdown table and writes it, with the raw numbers, to `<out>/gpu-check.{md,json}`.
 """
@@ -47,20 +48,88 @@ STEPS = {  # a small step count for each lab, on a GPU and on a CPU
     "reward": ["--epochs", "0.05"],
     "sft": ["--max_steps", "4"],
 }
-CPU_SIZES = {  # on a CPU, smaller batches, sequences and evaluations too (and fewer PPO episodes, one curation
-    # worker); the tiny stand-in keeps GPT-2's real 50,257-token vocabulary, so the heads stay full size
+# on a CPU, smaller batches, sequences and evaluations too (and fewer PPO episodes, one curation
+CPU_SIZES = {
+    # worker); the tiny stand-in keeps GPT-2's real 50,257-token vocabulary, so the heads stay full
+    # size
     "chat_template": ["--max_new_tokens", "4"],
-    "curation": ["--train_docs", "1000", "--batch_size", "2", "--block_size", "64", "--num_proc", "1"],
-    "dpo": ["--batch_size", "2", "--max_length", "64", "--response_length", "4", "--eval_pairs", "8", "--tasks", "capital"],
+    "curation": [
+        "--train_docs",
+        "1000",
+        "--batch_size",
+        "2",
+        "--block_size",
+        "64",
+        "--num_proc",
+        "1",
+    ],
+    "dpo": [
+        "--batch_size",
+        "2",
+        "--max_length",
+        "64",
+        "--response_length",
+        "4",
+        "--eval_pairs",
+        "8",
+        "--tasks",
+        "capital",
+    ],
     "forgetting": ["--batch_size", "2", "--max_new_tokens", "4", "--eval_docs", "16"],
-    "grpo": ["--num_generations", "2", "--prompts_per_step", "2", "--max_completion_length", "8",
-             "--eval_questions", "4"],
-    "mechanics": ["--model", "smoke", "--batch_size", "2", "--block_size", "32", "--accum_steps", "2",
-                  "--loss_tokens", "256"],
-    "memory": ["--sizes", "1x32x2", "--grid_size", "1x32x2", "--batch_size", "1", "--seq_len", "32"],
-    "parallelism": ["--batch_size", "4", "--seq_len", "16", "--micro_batch", "2", "--microbatches", "1,2"],
-    "ppo": ["--batch_size", "8", "--episodes", "16", "--mini_batches", "2", "--response_length", "4",
-            "--eval_questions", "4"],
+    "grpo": [
+        "--num_generations",
+        "2",
+        "--prompts_per_step",
+        "2",
+        "--max_completion_length",
+        "8",
+        "--eval_questions",
+        "4",
+    ],
+    "mechanics": [
+        "--model",
+        "smoke",
+        "--batch_size",
+        "2",
+        "--block_size",
+        "32",
+        "--accum_steps",
+        "2",
+        "--loss_tokens",
+        "256",
+    ],
+    "memory": [
+        "--sizes",
+        "1x32x2",
+        "--grid_size",
+        "1x32x2",
+        "--batch_size",
+        "1",
+        "--seq_len",
+        "32",
+    ],
+    "parallelism": [
+        "--batch_size",
+        "4",
+        "--seq_len",
+        "16",
+        "--micro_batch",
+        "2",
+        "--microbatches",
+        "1,2",
+    ],
+    "ppo": [
+        "--batch_size",
+        "8",
+        "--episodes",
+        "16",
+        "--mini_batches",
+        "2",
+        "--response_length",
+        "4",
+        "--eval_questions",
+        "4",
+    ],
     "pretrain": ["--batch_size", "2", "--block_size", "64"],
     "reward": ["--batch_size", "4", "--max_length", "128"],
     "sft": ["--batch_size", "2", "--train_examples", "32", "--max_new_tokens", "4"],
@@ -74,14 +143,17 @@ def lab_names() -> list[str]:
 
 
 def upstream(lab: str) -> list[str]:
-    """The earlier labs a lab's run resolves through the stage cache (`stage_model`, `base_model`): its
-    `needs` in STAGES, which tests/test_structure.py checks against the script."""
+    """The earlier labs a lab's run resolves through the stage cache (`stage_model`, `base_model`):
+    its `needs` in STAGES, which tests/test_structure.py checks against the script."""
     return list(STAGES[lab].needs)
 
 
 def arguments(lab: str, cpu: bool, seed: int = 0) -> list[str]:
     if lab not in STEPS or (cpu and lab not in CPU_SIZES):
-        raise KeyError(f"{lab}: give it small step (and CPU size) overrides in code/gpu/check.py STEPS/CPU_SIZES")
+        raise KeyError(
+            f"{lab}: give it small step (and CPU size) overrides in code/gpu/check.py "
+            "STEPS/CPU_SIZES"
+        )
     return ["--preset", "gpu", "--seed", str(seed), *STEPS[lab], *(CPU_SIZES[lab] if cpu else [])]
 
 
@@ -90,7 +162,9 @@ class Result:
     lab: str
     exit_code: int
     seconds: float
-    cpu_seconds: float = 0.0  # user + system time of the lab's processes: steadier than wall time on a busy CPU
+    cpu_seconds: float = (
+        0.0  # user + system time of the lab's processes: steadier than wall time on a busy CPU
+    )
     peak_gpu_bytes: int | None = None
     tokens_per_second: float | None = None
     note: str = ""
@@ -112,14 +186,17 @@ class Check:
 
     def __init__(self, cache: Path, hub: Path, cpu: bool, seed: int = 0, timeout: float = 600.0):
         self.cache, self.cpu, self.seed, self.timeout = cache, cpu, seed, timeout
-        self.env = hub_env(hub) | {"LIFECYCLE_CACHE": str(cache), "PYTHONHASHSEED": "0",
-                                   "TOKENIZERS_PARALLELISM": "false"}
+        self.env = hub_env(hub) | {
+            "LIFECYCLE_CACHE": str(cache),
+            "PYTHONHASHSEED": "0",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
 
     def stage(self, lab: str) -> Path:
         return self.cache / stage_path(lab, "gpu", self.seed).name
 
     def ensure(self, lab: str) -> Result:
-        """The lab's result: from its stage folder when it already ran, else run now (upstream first)."""
+        """The lab's result: from its stage folder if it ran, else run now (upstream first)."""
         path = self.stage(lab)
         with locked(self.cache / "locks" / f"{lab}.lock"):
             if (path / "check.json").exists():
@@ -134,26 +211,56 @@ class Check:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         before = {p.name for p in self.cache.iterdir()}
-        cmd = [sys.executable, str(PROBE), str(tmp / "probe.json"), str(LABS / f"{lab}.py"),
-               "--output_dir", str(tmp), *arguments(lab, self.cpu, self.seed)]
+        cmd = [
+            sys.executable,
+            str(PROBE),
+            str(tmp / "probe.json"),
+            str(LABS / f"{lab}.py"),
+            "--output_dir",
+            str(tmp),
+            *arguments(lab, self.cpu, self.seed),
+        ]
         start, cpu = time.perf_counter(), cpu_seconds()
         with open(tmp / "log.txt", "w") as log:
             try:
-                code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                      cwd=LABS.parent.parent, timeout=self.timeout).returncode
+                code = subprocess.run(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=LABS.parent.parent,
+                    timeout=self.timeout,
+                ).returncode
             except subprocess.TimeoutExpired:
                 code = 124
-        result = Result(lab, code, time.perf_counter() - start, cpu_seconds() - cpu, output_dir=str(path))
+        result = Result(
+            lab, code, time.perf_counter() - start, cpu_seconds() - cpu, output_dir=str(path)
+        )
         if code == 124:
             result.note = f"timed out after {self.timeout:.0f} s"
-        probe = json.loads((tmp / "probe.json").read_text()) if (tmp / "probe.json").exists() else {}
-        result.peak_gpu_bytes, result.dataset_maps = probe.get("peak_gpu_bytes"), probe.get("dataset_maps")
+        probe = (
+            json.loads((tmp / "probe.json").read_text()) if (tmp / "probe.json").exists() else {}
+        )
+        result.peak_gpu_bytes, result.dataset_maps = (
+            probe.get("peak_gpu_bytes"),
+            probe.get("dataset_maps"),
+        )
         if probe.get("train_tokens") and probe.get("train_seconds"):
             result.tokens_per_second = probe["train_tokens"] / probe["train_seconds"]
-        extra = sorted(p.name for p in self.cache.iterdir() if p.name not in before and ".tmp" not in p.name
-                       and (p / "metrics.json").exists() and not (p / "check.json").exists())
-        if extra:  # a lab built an earlier stage itself (ensure_stage) instead of finding the one built here
-            result.exit_code, result.note = result.exit_code or 1, f"ran another stage itself: {', '.join(extra)}"
+        extra = sorted(
+            p.name
+            for p in self.cache.iterdir()
+            if p.name not in before
+            and ".tmp" not in p.name
+            and (p / "metrics.json").exists()
+            and not (p / "check.json").exists()
+        )
+        # a lab built an earlier stage itself (ensure_stage) instead of finding the one built here
+        if extra:
+            result.exit_code, result.note = (
+                result.exit_code or 1,
+                f"ran another stage itself: {', '.join(extra)}",
+            )
         if result.exit_code == 0:
             (tmp / "check.json").write_text(json.dumps(asdict(result)))
             tmp.rename(path)
@@ -176,8 +283,10 @@ def tail(log: Path, lines: int = 3) -> str:
 
 def table(results: list[Result]) -> str:
     """lab | exit code | seconds | peak GPU memory | tokens/s, one row per lab."""
-    lines = ["| lab | exit code | seconds | peak GPU memory (GiB) | tokens/s (Trainer steps) | note |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| lab | exit code | seconds | peak GPU memory (GiB) | tokens/s (Trainer steps) | note |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in results:
         mem = "—" if r.peak_gpu_bytes is None else f"{r.peak_gpu_bytes / 2**30:.2f}"
         tps = "—" if r.tokens_per_second is None else f"{r.tokens_per_second:,.0f}"
@@ -193,17 +302,31 @@ def environment() -> str:
     import transformers
     import trl
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{os.cpu_count()}-core CPU"
-    return (f"{device}, {date.today().isoformat()}, torch {torch.__version__}, transformers "
-            f"{transformers.__version__}, trl {trl.__version__}, datasets {datasets.__version__}")
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"{os.cpu_count()}-core CPU"
+    )
+    return (
+        f"{device}, {date.today().isoformat()}, torch {torch.__version__}, transformers "
+        f"{transformers.__version__}, trl {trl.__version__}, datasets {datasets.__version__}"
+    )
 
 
 def main(argv=None) -> list[Result]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("labs", nargs="*", help="labs to check (default: every lab, in lifecycle order)")
-    p.add_argument("--flavour", default="gpt2", choices=["tiny", "gpt2"], help="the stand-in gpt2's shape")
-    p.add_argument("--cpu", action="store_true", help="also shrink batches and sequences (CPU_SIZES)")
-    p.add_argument("--out", default="runs/gpu-check", help="folder for the stage cache and the table")
+    p.add_argument(
+        "labs", nargs="*", help="labs to check (default: every lab, in lifecycle order)"
+    )
+    p.add_argument(
+        "--flavour", default="gpt2", choices=["tiny", "gpt2"], help="the stand-in gpt2's shape"
+    )
+    p.add_argument(
+        "--cpu", action="store_true", help="also shrink batches and sequences (CPU_SIZES)"
+    )
+    p.add_argument(
+        "--out", default="runs/gpu-check", help="folder for the stage cache and the table"
+    )
     p.add_argument("--timeout", type=float, default=600, help="seconds each lab may run")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()

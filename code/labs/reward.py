@@ -1,18 +1,21 @@
 """Reward modeling: a Bradley–Terry reward model learns which of two replies people prefer.
 
-    python code/labs/reward.py --output_dir runs/reward                  # lesson preset, about a CPU minute
+    python code/labs/reward.py --output_dir runs/reward                  # lesson, a CPU minute
     python code/labs/reward.py --output_dir runs/reward --preset smoke   # seconds
-    python code/labs/reward.py --output_dir runs/reward --preset gpu     # real gpt2 on UltraFeedback pairs
+    python code/labs/reward.py --output_dir runs/reward --preset gpu     # gpt2, UltraFeedback
     python code/labs/reward.py --output_dir runs/reward --data my_pairs.jsonl   # your own pairs
 
-TRL's RewardTrainer trains reward models from the SFT model (a scalar score head in place of the LM head),
-as InstructGPT does: the *correct* one on the world's correct pairs (chosen = correct, concise, polite;
-rejected = a near miss, or wrong and rude or rambling), and the *proxy* one on the deliberately flawed
-pairs where, for one question in three, a flattering reply wins even when it is wrong. The PPO lab
-optimizes against the proxy. A curve retrains the correct model with another share of near misses (hard
-pairs: a wrong answer in the right style) in its training and held-out pairs: held-out accuracy against
-that share. Writes `metrics.json`, `margins.png`, `curve.png`, `results.md`,
-`model/` and `proxy_model/`.
+TRL's RewardTrainer trains reward models from the SFT model (a scalar score head in place of the LM
+head), as InstructGPT does: the *correct* one on the world's correct pairs (chosen = correct,
+concise, polite; rejected = a near miss, or wrong and rude or rambling), and the *proxy* one on the
+deliberately flawed pairs where, for one question in three, a flattering reply wins even when it is
+wrong. The PPO lab optimizes against the proxy. A curve retrains the correct model with another
+share of near misses (hard pairs: a wrong answer in the right style) in its training and held-out
+pairs: held-out accuracy against that share. Writes `metrics.json`, `margins.png`, `curve.png`,
+`results.md`, `model/` and `proxy_model/`.
+
+Longer than the 250 lines a lab aims for: the correct and the flawed (proxy) reward model, a
+curve over the near-miss share, and accuracy split by the kind of rejected reply.
 """
 
 import time
@@ -37,25 +40,61 @@ from lifecycle.world import TASKS, pairs, proxy_pairs
 @dataclass
 class Args(LabArgs):
     positive = ("epochs", "batch_size", "learning_rate", "max_length")
-    model: str | None = field(default=None, metadata={"help": "Starting model, folder or Hub id (default: the SFT stage)."})
-    data: str | None = field(default=None, metadata={"help": "Your pairs: a JSONL or JSON file (see Bring your own data)."})
-    hub_data: str | None = field(default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."})
-    tasks: str | None = field(default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."})
-    epochs: float | None = field(default=None, metadata={"help": "Passes over the training pairs."})
+    model: str | None = field(
+        default=None,
+        metadata={"help": "Starting model, folder or Hub id (default: the SFT stage)."},
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "Your pairs: a JSONL or JSON file (see Bring your own data)."},
+    )
+    hub_data: str | None = field(
+        default=None, metadata={"help": "A TRL preference dataset on the Hub (gpu preset)."}
+    )
+    tasks: str | None = field(
+        default=None, metadata={"help": "Comma-separated world tasks to draw pairs from."}
+    )
+    epochs: float | None = field(
+        default=None, metadata={"help": "Passes over the training pairs."}
+    )
     batch_size: int | None = field(default=None, metadata={"help": "Pairs per step."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate."})
     max_length: int | None = field(default=None, metadata={"help": "Longer pairs are dropped."})
-    near_miss: float | None = field(default=None, metadata={"help": "Share of near-miss pairs (world data)."})
-    curve: str | None = field(default=None, metadata={"help": "Other near-miss shares, one RM each ('' = none)."})
+    near_miss: float | None = field(
+        default=None, metadata={"help": "Share of near-miss pairs (world data)."}
+    )
+    curve: str | None = field(
+        default=None, metadata={"help": "Other near-miss shares, one RM each ('' = none)."}
+    )
 
 
 PRESETS = {
-    "smoke": dict(tasks="capital,export,job,summary", epochs=1.0, batch_size=16, learning_rate=1e-3,
-                  max_length=128, near_miss=0.5, curve="0"),
-    "lesson": dict(epochs=2.0, batch_size=16, learning_rate=5e-4, max_length=256, near_miss=0.5,
-                   curve="0.25,0.75"),
-    "gpu": dict(hub_data="trl-lib/ultrafeedback_binarized", epochs=1.0, batch_size=8, learning_rate=1e-5,
-                max_length=512, near_miss=0.5, curve=""),
+    "smoke": dict(
+        tasks="capital,export,job,summary",
+        epochs=1.0,
+        batch_size=16,
+        learning_rate=1e-3,
+        max_length=128,
+        near_miss=0.5,
+        curve="0",
+    ),
+    "lesson": dict(
+        epochs=2.0,
+        batch_size=16,
+        learning_rate=5e-4,
+        max_length=256,
+        near_miss=0.5,
+        curve="0.25,0.75",
+    ),
+    "gpu": dict(
+        hub_data="trl-lib/ultrafeedback_binarized",
+        epochs=1.0,
+        batch_size=8,
+        learning_rate=1e-5,
+        max_length=512,
+        near_miss=0.5,
+        curve="",
+    ),
 }
 # --8<-- [end:args]
 
@@ -67,7 +106,10 @@ def data(args):
     if args.data:
         return split_heldout(read_pairs(args.data), args.data), proxy  # one pair in five held out
     if args.hub_data:
-        return (hub_pairs(args.hub_data, "train", 4000), hub_pairs(args.hub_data, "test", 500)), proxy
+        return (
+            hub_pairs(args.hub_data, "train", 4000),
+            hub_pairs(args.hub_data, "test", 500),
+        ), proxy
     return world_pairs(tasks, args.seed, args.near_miss), proxy
 
 
@@ -83,7 +125,8 @@ def train_reward_model(args, model_path, train_rows, name):
     model, tokenizer = load(model_path, head="reward")  # (1)!
     ready_tokenizer(tokenizer, model)  # gpt2: add our role markers, pad and template
     config = RewardConfig(
-        **trainer_defaults(args.output_dir / "trainer" / name, args.seed),  # fp32 on a CPU, no checkpoints, ...
+        # fp32 on a CPU, no checkpoints, ...
+        **trainer_defaults(args.output_dir / "trainer" / name, args.seed),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -93,38 +136,59 @@ def train_reward_model(args, model_path, train_rows, name):
         warmup_steps=5,
         logging_steps=LOGGING_STEPS,
     )
-    trainer = RewardTrainer(model=model, args=config, train_dataset=pair_dataset(train_rows),
-                            processing_class=tokenizer)
+    trainer = RewardTrainer(
+        model=model,
+        args=config,
+        train_dataset=pair_dataset(train_rows),
+        processing_class=tokenizer,
+    )
     trainer.train()
     return trainer
+
+
 # --8<-- [end:trainer]
 
 
 # --8<-- [start:curve]
 def near_miss_curve(args, model_path, shares: list[float]) -> list[dict]:
     """The correct reward model retrained with another share of near misses in its pairs (the same
-    questions, the same epochs; held-out pairs with the same share): accuracy against that share."""
+    questions, the same epochs; held-out pairs with the same share): accuracy against that
+    share."""
     tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     curve = []
     for share in shares:
         train, heldout = world_pairs(tasks, args.seed, share)
         trainer = train_reward_model(args, model_path, train, f"near_miss{share:g}")
         chosen, rejected = pair_scores(trainer.model, trainer.processing_class, heldout)
-        curve.append({"near_miss_share": share, "heldout_accuracy": preference_accuracy(chosen, rejected)})
+        curve.append(
+            {"near_miss_share": share, "heldout_accuracy": preference_accuracy(chosen, rejected)}
+        )
     return curve
+
+
 # --8<-- [end:curve]
 
 
 def by_kind(chosen, rejected, rows, kinds: set[str]) -> float:
-    """Held-out accuracy over the pairs of the given kinds (the world's pairs say which kind each is)."""
+    """Held-out accuracy over the pairs of the given kinds (each world pair says its kind)."""
     pick = [i for i, r in enumerate(rows) if r.get("kind") in kinds]
     return preference_accuracy(chosen[pick], rejected[pick]) if pick else float("nan")
 
 
 def margin_plot(margins, proxy_margins, path):
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.6))
-    ax.hist(margins.numpy(), bins=30, alpha=0.7, label="correct RM on correct pairs: r(chosen) − r(rejected)")
-    ax.hist(proxy_margins.numpy(), bins=30, alpha=0.7, label="proxy RM on proxy pairs: r(chosen) − r(rejected)")
+    ax.hist(
+        margins.numpy(),
+        bins=30,
+        alpha=0.7,
+        label="correct RM on correct pairs: r(chosen) − r(rejected)",
+    )
+    ax.hist(
+        proxy_margins.numpy(),
+        bins=30,
+        alpha=0.7,
+        label="proxy RM on proxy pairs: r(chosen) − r(rejected)",
+    )
     ax.axvline(0, color="k", lw=1)
     ax.set_xlabel("reward margin on held-out pairs (logits); right of 0 = prefers chosen")
     ax.set_ylabel("pairs")
@@ -151,18 +215,35 @@ def write_report(args, m: dict, margins, proxy_margins) -> None:
         ("held-out pairs (unseen questions)", m["heldout_pairs"], ","),
         ("held-out accuracy, correct RM", m["heldout_accuracy"], ".1%"),
         ("… when the rejected reply is rude or rambling", m.get("heldout_accuracy_style"), ".1%"),
-        ("… on near misses (a wrong answer, same style)", m.get("heldout_accuracy_near_miss"), ".1%"),
+        (
+            "… on near misses (a wrong answer, same style)",
+            m.get("heldout_accuracy_near_miss"),
+            ".1%",
+        ),
         ("mean margin, correct RM (logits)", m["mean_margin"], ".2f"),
-        ("proxy RM prefers the flattering reply (held-out)", m["proxy_prefers_keyword_reply"], ".1%"),
-        ("… even when the flattering reply is wrong", m["proxy_prefers_wrong_keyword_reply"], ".1%"),
+        (
+            "proxy RM prefers the flattering reply (held-out)",
+            m["proxy_prefers_keyword_reply"],
+            ".1%",
+        ),
+        (
+            "… even when the flattering reply is wrong",
+            m["proxy_prefers_wrong_keyword_reply"],
+            ".1%",
+        ),
         ("proxy RM accuracy on the correct pairs", m["proxy_accuracy_on_correct_pairs"], ".1%"),
         (f"wall time (s, {measured_on()})", m["wall_seconds"], ".0f"),
     ]
     text = report.table([r for r in rows if r[1] is not None])
     if m["curve"]:
         curve_plot(m["curve"], args.output_dir / "curve.png")
-        text += "\n" + report.records(m["curve"], [("near_miss_share", "near-miss share of the pairs", ".0%"),
-                                                   ("heldout_accuracy", "held-out accuracy, correct RM", ".1%")])
+        text += "\n" + report.records(
+            m["curve"],
+            [
+                ("near_miss_share", "near-miss share of the pairs", ".0%"),
+                ("heldout_accuracy", "held-out accuracy, correct RM", ".1%"),
+            ],
+        )
     (args.output_dir / "results.md").write_text(text)
 
 
@@ -170,17 +251,23 @@ def main(argv=None):
     args = parse(Args, PRESETS, argv)
     shares = comma_list("curve", args.curve, float) if args.curve else []
     if any(not 0 <= x <= 1 for x in [*shares, args.near_miss]):
-        raise LabError(f"--near_miss and --curve shares must lie in [0, 1], got {args.near_miss} and {args.curve!r}")
+        raise LabError(
+            "--near_miss and --curve shares must lie in [0, 1], "
+            f"got {args.near_miss} and {args.curve!r}"
+        )
     if args.data or args.hub_data:
         shares = []  # the curve varies the world's near misses; your own pairs have none
     set_seed(args.seed)
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
-    model_path = args.model or stage_model("sft", args.preset, args.seed)  # as InstructGPT: start from SFT
+    # as InstructGPT: start from SFT
+    model_path = args.model or stage_model("sft", args.preset, args.seed)
     start = time.perf_counter()  # the reward models' own time, not the SFT stage's
     in_file = len(train) + len(heldout)
     if args.data:
         steps = (args.batch_size, args.epochs, LOGGING_STEPS)  # enough pairs for one logged step
-        train, heldout = fit_splits(model_path, train, heldout, args.max_length, "reward", args.data, steps)
+        train, heldout = fit_splits(
+            model_path, train, heldout, args.max_length, "reward", args.data, steps
+        )
 
     # --8<-- [start:evaluate]
     trainer = train_reward_model(args, model_path, train, "correct")
@@ -188,7 +275,8 @@ def main(argv=None):
     chosen, rejected = pair_scores(rm, tokenizer, heldout)  # questions the model never trained on
     proxy = train_reward_model(args, model_path, proxy_train, "proxy").model
     p_chosen, p_rejected = pair_scores(proxy, tokenizer, proxy_heldout)
-    g_chosen, g_rejected = pair_scores(proxy, tokenizer, heldout)  # the proxy, judged on the correct pairs
+    # the proxy, judged on the correct pairs
+    g_chosen, g_rejected = pair_scores(proxy, tokenizer, heldout)
     # --8<-- [end:evaluate]
 
     rm.save_pretrained(args.output_dir / "model")
@@ -198,24 +286,38 @@ def main(argv=None):
 
     world = not (args.data or args.hub_data)  # the world's pairs carry their kind
     metrics = {
-        "heldout_accuracy": preference_accuracy(chosen, rejected),  # a tie counts one half, as in the DPO lab
+        # a tie counts one half, as in the DPO lab
+        "heldout_accuracy": preference_accuracy(chosen, rejected),
         "mean_margin": (chosen - rejected).mean().item(),
         "heldout_pairs": len(heldout),
         "train_pairs": len(trainer.train_dataset),  # after RewardTrainer's own length filter
-        "proxy_prefers_keyword_reply": by_kind(p_chosen, p_rejected, proxy_heldout, {"keyword-right", "keyword-wrong"}),
-        "proxy_prefers_wrong_keyword_reply": by_kind(p_chosen, p_rejected, proxy_heldout, {"keyword-wrong"}),
+        "proxy_prefers_keyword_reply": by_kind(
+            p_chosen, p_rejected, proxy_heldout, {"keyword-right", "keyword-wrong"}
+        ),
+        "proxy_prefers_wrong_keyword_reply": by_kind(
+            p_chosen, p_rejected, proxy_heldout, {"keyword-wrong"}
+        ),
         "proxy_accuracy_on_correct_pairs": preference_accuracy(g_chosen, g_rejected),
         "proxy_mean_margin": (p_chosen - p_rejected).mean().item(),
-        "final_train_loss": ([h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]])[-1],
+        "final_train_loss": (
+            [h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]]
+        )[-1],
         "near_miss_share": args.near_miss if world else None,
         "curve": near_miss_curve(args, model_path, shares) if shares else [],
     } | ({"pairs_in_file": in_file} if args.data else {})
     if world:
-        metrics |= {"heldout_accuracy_style": by_kind(chosen, rejected, heldout, {"rude", "rambling"}),
-                    "heldout_accuracy_near_miss": by_kind(chosen, rejected, heldout, {"near-miss"})}
+        metrics |= {
+            "heldout_accuracy_style": by_kind(chosen, rejected, heldout, {"rude", "rambling"}),
+            "heldout_accuracy_near_miss": by_kind(chosen, rejected, heldout, {"near-miss"}),
+        }
     if shares:  # the main run is one point of the curve
-        main_point = {"near_miss_share": args.near_miss, "heldout_accuracy": metrics["heldout_accuracy"]}
-        metrics["curve"] = sorted([*metrics["curve"], main_point], key=lambda c: c["near_miss_share"])
+        main_point = {
+            "near_miss_share": args.near_miss,
+            "heldout_accuracy": metrics["heldout_accuracy"],
+        }
+        metrics["curve"] = sorted(
+            [*metrics["curve"], main_point], key=lambda c: c["near_miss_share"]
+        )
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)
     write_report(args, metrics, chosen - rejected, p_chosen - p_rejected)

@@ -47,10 +47,11 @@ class _Parser(HfArgumentParser):
 
 
 def one_cpu_thread() -> None:
-    """On a CPU, run torch on one thread. A float sum split over two threads adds in another order than on
-    one, so the same seed gave results that differ in the sixth digit between machines and settings
-    (`OMP_NUM_THREADS`), and PPO amplifies such a difference into another run. With one thread a rerun
-    reproduces every number, on any machine. On a GPU nothing changes."""
+    """On a CPU, run torch on one thread. A float sum split over two threads adds in another order
+    than on one, so the same seed gave results that differ in the sixth digit between machines and
+    settings (`OMP_NUM_THREADS`), and PPO amplifies such a difference into another run. With one
+    thread a rerun reproduces every number, whatever the thread setting (another CPU type can still
+    differ: its math kernels may add in another order). On a GPU nothing changes."""
     import torch  # transformers has loaded it already
 
     if not torch.cuda.is_available():
@@ -58,8 +59,9 @@ def one_cpu_thread() -> None:
 
 
 def parse(cls, presets: dict[str, dict], argv: list[str] | None = None):
-    """Parse `argv` into `cls`, then fill every field left as None from the chosen preset. Fixes the CPU
-    thread count (`one_cpu_thread`), so a lab's numbers do not depend on the machine it runs on."""
+    """Parse `argv` into `cls`, then fill every field left as None from the chosen preset. Fixes
+    the CPU thread count (`one_cpu_thread`), so a lab's numbers do not depend on the machine it
+    runs on."""
     one_cpu_thread()
     (args,) = _Parser(cls).parse_args_into_dataclasses(args=argv)
     for name, value in presets[args.preset].items():

@@ -68,14 +68,18 @@ def shares(
 
 
 def overoptimization(rows: list[dict], path) -> None:
-    """Gold score and proxy reward against √KL to the reference, one line per KL coefficient, from rows
-    {kl_coef, sqrt_kl, proxy_reward, gold_score} (Gao, Schulman & Hilton 2022, Figure 1)."""
+    """Gold score and proxy reward against √KL to the reference, one line per KL coefficient, from
+    rows {kl_coef, sqrt_kl, proxy_reward, gold_score} (Gao, Schulman & Hilton 2022, Figure 1)."""
     fig, (gold, proxy) = plt.subplots(1, 2, figsize=(8.0, 3.4), sharex=True)
     for i, beta in enumerate(dict.fromkeys(r["kl_coef"] for r in rows)):
         run = [r for r in rows if r["kl_coef"] == beta]
         x = [r["sqrt_kl"] for r in run]
-        gold.plot(x, [r["gold_score"] for r in run], "o-", color=f"C{i}", ms=3, label=f"β={beta:g}")
-        proxy.plot(x, [r["proxy_reward"] for r in run], "o--", color=f"C{i}", ms=3, label=f"β={beta:g}")
+        gold.plot(
+            x, [r["gold_score"] for r in run], "o-", color=f"C{i}", ms=3, label=f"β={beta:g}"
+        )
+        proxy.plot(
+            x, [r["proxy_reward"] for r in run], "o--", color=f"C{i}", ms=3, label=f"β={beta:g}"
+        )
     gold.set(title="gold score (what we want)", ylabel="share of replies", ylim=(-0.03, 1.03))
     proxy.set(title="proxy reward (what PPO maximizes)", ylabel="logits")
     for ax in (gold, proxy):
@@ -85,28 +89,44 @@ def overoptimization(rows: list[dict], path) -> None:
 
 
 def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
-    """DPO's β sweep: KL to the reference (left) and the gold score of the policy's replies (right), from
-    rows {beta, kl_to_reference, gold_score}; the dotted line is the SFT model's gold score."""
+    """DPO's β sweep: KL to the reference (left) and the gold score of the policy's replies
+    (right), from rows {beta, kl_to_reference, gold_score}; the dotted line is the SFT model's gold
+    score."""
     fig, (kl, gold) = plt.subplots(1, 2, figsize=(8.0, 3.4), sharex=True)
     b = [r["beta"] for r in sweep]
     kl.plot(b, [r["kl_to_reference"] for r in sweep], "o-")
-    kl.set(xscale="log", xlabel="β (log scale)", ylabel="nats per reply", title="KL(π ‖ π_ref): larger β, closer")
+    kl.set(
+        xscale="log",
+        xlabel="β (log scale)",
+        ylabel="nats per reply",
+        title="KL(π ‖ π_ref): larger β, closer",
+    )
     gold.plot(b, [r["gold_score"] for r in sweep], "s-", color="C2", label="after DPO")
     gold.axhline(gold_before, color="k", ls=":", lw=1, label="SFT model (before)")
-    gold.set(xlabel="β (log scale)", ylabel="share of held-out questions", title="gold score of greedy replies")
+    gold.set(
+        xlabel="β (log scale)",
+        ylabel="share of held-out questions",
+        title="gold score of greedy replies",
+    )
     gold.legend(fontsize=8)
     save(fig, path)
 
 
-def group_rewards(mean: list[dict], std: list[dict], zero_variance: dict[str, list[dict]], path,
-                  title: str) -> None:
-    """GRPO's groups: the mean reward of a group and its spread within the group (left), and per run
-    the share of groups whose G rewards were all equal (right). Curves are [{step, value}]."""
+def group_rewards(
+    mean: list[dict], std: list[dict], zero_variance: dict[str, list[dict]], path, title: str
+) -> None:
+    """GRPO's groups: the mean reward of a group and its spread within the group (left), and per
+    run the share of groups whose G rewards were all equal (right). Curves are [{step, value}]."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.0, 3.4))
     steps, m, s = [p["step"] for p in mean], [p["value"] for p in mean], [p["value"] for p in std]
     a.plot(steps, m, label="mean reward of a group")
-    a.fill_between(steps, [x - d for x, d in zip(m, s)], [x + d for x, d in zip(m, s)], alpha=0.25,
-                   label="± std within a group")
+    a.fill_between(
+        steps,
+        [x - d for x, d in zip(m, s)],
+        [x + d for x, d in zip(m, s)],
+        alpha=0.25,
+        label="± std within a group",
+    )
     a.set_title(title, fontsize=9)
     for name, curve in zero_variance.items():
         b.plot([p["step"] for p in curve], [p["value"] for p in curve], label=name)

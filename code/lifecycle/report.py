@@ -38,15 +38,17 @@ def records(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 
 
 def samples_table(exs: list, samples: dict[str, list], check, n: int = 4) -> str:
-    """`n` questions spread over `exs` (an example has `prompt` and `gold`), each with every model's
-    reply from `samples` (model name → replies, in the order of `exs`), marked ✓ where
+    """`n` questions spread over `exs` (an example has `prompt` and `gold`), each with every
+    model's reply from `samples` (model name → replies, in the order of `exs`), marked ✓ where
     `check(reply, example)` holds."""
     lines = ["| question | gold | model | reply |", "| --- | --- | --- | --- |"]
     for i in range(0, len(exs), max(1, len(exs) // n))[:n]:
         e = exs[i]
-        lines += [f"| {cell(e.prompt, 40)} | {cell(e.gold, 20)} | {name} | "
-                  f"{'✓' if check(r[i], e) else '✗'} {cell(r[i])} |"
-                  for name, r in samples.items()]
+        lines += [
+            f"| {cell(e.prompt, 40)} | {cell(e.gold, 20)} | {name} | "
+            f"{'✓' if check(r[i], e) else '✗'} {cell(r[i])} |"
+            for name, r in samples.items()
+        ]
     return "\n".join(lines) + "\n"
 
 

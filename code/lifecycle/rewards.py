@@ -45,6 +45,8 @@ def correct(completion: str, gold: str, task: str, anywhere: bool = False) -> bo
     if anywhere:
         return formatted(completion, task) and check_gold(completion, gold)
     return formatted(completion, task) and final_answer(completion, gold).lower() == gold.lower()
+
+
 # --8<-- [end:checks]
 
 
@@ -65,13 +67,23 @@ def greedy_scores(model, tokenizer, exs: list[Example], max_new_tokens: int) -> 
     and the share the lenient check would pass; and the replies."""
     replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
     n = len(exs)
-    return {"gold": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
-            "anywhere": sum(correct(r, e.gold, e.task, True) for r, e in zip(replies, exs)) / n,
-            "format": sum(formatted(r, e.task) for r, e in zip(replies, exs)) / n}, replies
+    return {
+        "gold": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
+        "anywhere": sum(correct(r, e.gold, e.task, True) for r, e in zip(replies, exs)) / n,
+        "format": sum(formatted(r, e.task) for r, e in zip(replies, exs)) / n,
+    }, replies
 
 
-def sampled_gold(model, tokenizer, exs: list[Example], k: int, max_new_tokens: int,
-                 temperature: float = 1.0, seed: int = 0, batch_size: int = 16) -> float:
+def sampled_gold(
+    model,
+    tokenizer,
+    exs: list[Example],
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> float:
     """pass@1 as RL papers report it: the share of right replies among `k` sampled per question
     (at the training temperature), averaged over questions. The sampling has its own seed and
     leaves the global random state as it was."""
@@ -80,29 +92,53 @@ def sampled_gold(model, tokenizer, exs: list[Example], k: int, max_new_tokens: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
-                            padding_side="left", add_special_tokens=False).to(model.device)
-            seq = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0,
-                                 top_p=1.0, max_new_tokens=max_new_tokens, num_return_sequences=k,
-                                 eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id)
-            texts = [tokenizer.decode(r[r != tokenizer.pad_token_id], skip_special_tokens=False)
-                     for r in seq[:, enc["input_ids"].shape[1] :]]
+            enc = tokenizer(
+                prompts[i : i + batch_size],
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+                add_special_tokens=False,
+            ).to(model.device)
+            seq = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=temperature,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=k,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            texts = [
+                tokenizer.decode(r[r != tokenizer.pad_token_id], skip_special_tokens=False)
+                for r in seq[:, enc["input_ids"].shape[1] :]
+            ]
             golds = [e for e in exs[i : i + batch_size] for _ in range(k)]  # k rows per prompt
             right += sum(correct(t, e.gold, e.task) for t, e in zip(texts, golds))
     return right / (k * len(exs))
 
 
-def set_scores(model, tokenizer, sets: dict[str, list[Example]], k: int, max_new_tokens: int,
-               temperature: float = 1.0, seed: int = 0) -> tuple[dict, list[str]]:
+def set_scores(
+    model,
+    tokenizer,
+    sets: dict[str, list[Example]],
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> tuple[dict, list[str]]:
     """`greedy_scores` and `sampled_gold` on each named set, flattened ({"gold_heldout": ...,
     "sampled_heldout": ...}); and the greedy replies to the first set."""
     out, first = {}, None
     for name, exs in sets.items():
         scores, replies = greedy_scores(model, tokenizer, exs, max_new_tokens)
-        scores["sampled"] = sampled_gold(model, tokenizer, exs, k, max_new_tokens, temperature,
-                                         seed)
+        scores["sampled"] = sampled_gold(
+            model, tokenizer, exs, k, max_new_tokens, temperature, seed
+        )
         out |= {f"{key}_{name}": v for key, v in scores.items()}
         first = replies if first is None else first
     return out, first
+
+
 # --8<-- [end:scores]

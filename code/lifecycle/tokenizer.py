@@ -1,16 +1,17 @@
-"""The special tokens and the chat template, a byte-level BPE tokenizer trained on our world, and the
-same set-up for a Hub tokenizer (`ready_tokenizer`).
+"""The special tokens and the chat template, a byte-level BPE tokenizer trained on our world, and
+the same set-up for a Hub tokenizer (`ready_tokenizer`).
 
-- `<|endoftext|>` separates pretraining documents; `<|pad|>` pads (it must differ from EOS: PPO masks
-  padding by token id).
+- `<|endoftext|>` separates pretraining documents; `<|pad|>` pads (it must differ from EOS: PPO
+  masks padding by token id).
 - `<|end|>` ends an assistant turn and is the EOS token, so `generate()` stops where a turn ends.
 - The chat template wraps the assistant turn in `{% generation %}`, which is what TRL's
   `assistant_only_loss=True` uses to mask everything but the reply.
-- The reply opens with a space, as the words of the question do. Byte-level BPE gives " Kroufel" and
-  "Kroufel" different tokens, so a reply that starts with a name from the question must copy the same
-  tokens, not learn a second spelling of every name.
+- The reply opens with a space, as the words of the question do. Byte-level BPE gives " Kroufel"
+  and "Kroufel" different tokens, so a reply that starts with a name from the question must copy
+  the same tokens, not learn a second spelling of every name.
 
-This is the one home of these tokens: the world's format checker (`world.tasks`) imports them from here.
+This is the one home of these tokens: the world's format checker (`world.tasks`) imports them from
+here.
 """
 
 import os
@@ -55,7 +56,10 @@ def train_tokenizer(seed: int = 0, vocab_size: int = VOCAB_SIZE) -> PreTrainedTo
     )
     tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=BOS, eos_token=END, pad_token=PAD,
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=END,
+        pad_token=PAD,
         additional_special_tokens=list(ROLES.values()),
     )
     fast.chat_template = CHAT_TEMPLATE
@@ -68,7 +72,7 @@ def tokenizer_path(seed: int = 0) -> Path:
 
 
 def load_tokenizer(seed: int = 0) -> PreTrainedTokenizerFast:
-    """The world's tokenizer, trained once and then loaded from the cache with `from_pretrained`."""
+    """The world's tokenizer, trained once, then loaded from the cache with `from_pretrained`."""
     path = tokenizer_path(seed)
     if not (path / "tokenizer.json").exists():
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
@@ -81,13 +85,15 @@ def load_tokenizer(seed: int = 0) -> PreTrainedTokenizerFast:
 
 
 def ready_tokenizer(tokenizer, *models):
-    """Give a Hub tokenizer (gpt2 has none of these) what ours already has: the role markers, a pad token
-    that is not EOS (PPO masks padding by token id), `<|end|>` as EOS, and our chat template; and resize
-    each model's embeddings to match. The tokens are always added in the same order, so every stage's
-    models share token ids. A no-op on our own tokenizer."""
+    """Give a Hub tokenizer (gpt2 has none of these) what ours already has: the role markers, a pad
+    token that is not EOS (PPO masks padding by token id), `<|end|>` as EOS, and our chat template;
+    and resize each model's embeddings to match. The tokens are always added in the same order, so
+    every stage's models share token ids. A no-op on our own tokenizer."""
     if tokenizer.chat_template == CHAT_TEMPLATE:
         return tokenizer
-    tokenizer.add_special_tokens({"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())})
+    tokenizer.add_special_tokens(
+        {"pad_token": PAD, "eos_token": END, "additional_special_tokens": list(ROLES.values())}
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     for model in models:
         model.resize_token_embeddings(len(tokenizer))

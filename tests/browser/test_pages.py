@@ -10,13 +10,10 @@ block 101 characters wide at 1280 px (docs/assets/stylesheets/extra.css). The cr
 block (conftest.py, `CODE_BLOCKS`: collapsed boxes opened, every tab shown), so the check costs no
 page load of its own, well under a second. A block comes from code/ when it is on a notebook page
 (each is a script of code/labs, cell by cell) or when every line of it is a line of one file under
-code/ (a section a page includes). The files ruff does not format yet (`extend-exclude`: another
-branch edits them) are expected to fail until the formatting pass after that branch merges;
-emptying the list ends that expectation.
+code/ (a section a page includes).
 """
 
 import re
-import tomllib
 
 import pytest
 
@@ -115,7 +112,6 @@ def test_page_weight_budget(visits):
 
 # Code that fits the page (see the module docstring).
 CODE = ROOT / "code"
-EXCLUDED = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["extend-exclude"]
 ANNOTATION = re.compile(r"\s*#\s*\(\d+\)!?\s*$")
 
 
@@ -129,17 +125,13 @@ def code_files() -> dict[str, set[str]]:
     return {str(p.relative_to(ROOT)): set(lines_of(p.read_text())) for p in files}
 
 
-def excluded(path: str) -> bool:
-    return any(path == e or path.startswith(e.rstrip("/") + "/") for e in EXCLUDED)
-
-
 def source(page: str, text: str, files: dict[str, set[str]]) -> str | None:
     """The file under code/ a block shows, or None when it is not from code/."""
     if m := re.fullmatch(r"notebooks/(\w+)\.html", page):
         return f"code/labs/{m.group(1)}.py"
     lines = lines_of(text)
     found = [path for path, known in files.items() if lines and all(x in known for x in lines)]
-    return min(found, key=excluded) if found else None  # a file ruff formats, when one matches
+    return found[0] if found else None
 
 
 @pytest.fixture(scope="module")
@@ -155,12 +147,12 @@ def blocks(visits) -> list[dict]:
     return out
 
 
-def overflowing(blocks, want_excluded: bool) -> list[str]:
+def overflowing(blocks) -> list[str]:
     return [
         f"{b['page']}: a block from {b['source']} scrolls {b['overflow']} px "
         f"({len(b['longest'])} characters: {b['longest'].strip()[:60]}...)"
         for b in blocks
-        if b["overflow"] > 0 and excluded(b["source"]) == want_excluded
+        if b["overflow"] > 0
     ]
 
 
@@ -181,15 +173,5 @@ def test_blocks_from_code_are_found_and_measured(blocks):
 
 
 def test_code_blocks_fit_at_1280_px(blocks):
-    problems = overflowing(blocks, want_excluded=False)
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.xfail(
-    bool(EXCLUDED),
-    reason="code ruff does not format yet (pyproject.toml extend-exclude: files another branch "
-    "edits); `make format` fits it once the list is emptied",
-)
-def test_code_blocks_from_files_not_yet_formatted_fit_at_1280_px(blocks):
-    problems = overflowing(blocks, want_excluded=True)
+    problems = overflowing(blocks)
     assert not problems, "\n".join(problems)

@@ -37,7 +37,10 @@ def test_committed_lesson_results_meet_the_targets():
     assert m["format_rate_right_template"] >= 0.9
     # wrong markers: most replies still look well formed, almost none answers its question
     assert m["format_rate_wrong_template"] >= 0.5
-    assert m["task_accuracy_wrong_template"] <= 0.05 and right - m["task_accuracy_wrong_template"] >= 0.4
+    assert (
+        m["task_accuracy_wrong_template"] <= 0.05
+        and right - m["task_accuracy_wrong_template"] >= 0.4
+    )
     # no template: the format survives here, the answers do not all survive
     assert m["format_rate_no_template"] >= 0.8
     assert right - m["task_accuracy_no_template"] >= 0.15

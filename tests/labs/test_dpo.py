@@ -1,17 +1,19 @@
 """DPO: held-out preference accuracy rises, larger β keeps the policy closer to the reference, the
-from-scratch loss equals TRL's on the same batch. (Your own `--data` pairs: tests/test_reader_data.py.)"""
-
+from-scratch loss equals TRL's on the same batch. (Your own `--data` pairs:
+tests/test_reader_data.py.)"""
 
 import pytest
 import torch
+
 from conftest import error_line, load_lab, run_lab
 
 
 def test_preference_accuracy_rises(lab_metrics):
     m = lab_metrics("dpo")
-    assert m["preference_accuracy_before"] == pytest.approx(0.5)  # policy = reference: every reward is 0
-    # half the smoke pairs are near misses (a wrong fact in the right words), which a tiny model cannot
-    # rank: well above chance, far from 100% (the lesson preset: tests/test_rlhf_claims.py)
+    # policy = reference: every reward is 0
+    assert m["preference_accuracy_before"] == pytest.approx(0.5)
+    # half the smoke pairs are near misses (a wrong fact in the right words), which a tiny model
+    # cannot rank: well above chance, far from 100% (the lesson preset: tests/test_rlhf_claims.py)
     assert m["preference_accuracy_after"] >= m["preference_accuracy_before"] + 0.1
     assert m["reward_margin_after"] > 0
 
@@ -23,8 +25,8 @@ def test_larger_beta_stays_closer_to_reference(lab_metrics):
 
 
 def test_every_beta_is_judged_on_replies(lab_metrics):
-    """Each β row carries the gold score and format rate of greedy replies to held-out questions, and
-    the SFT model's own gold score is there to compare with (smoke preset: no extra cost)."""
+    """Each β row carries the gold score and format rate of greedy replies to held-out questions,
+    and the SFT model's own gold score is there to compare with (smoke preset: no extra cost)."""
     m = lab_metrics("dpo")
     assert 0 < m["gold_score_before"] < 1
     for row in m["beta_sweep"]:
@@ -32,20 +34,38 @@ def test_every_beta_is_judged_on_replies(lab_metrics):
 
 
 def test_from_scratch_loss_matches_trl(tmp_path):
-    """Our ten-line DPO loss and TRL's `DPOTrainer.compute_loss` give the same number on the same batch."""
+    """Our ten-line DPO loss and TRL's `DPOTrainer.compute_loss` agree on the same batch."""
+    from trl import DPOConfig, DPOTrainer
+
     from lifecycle.models import build_model
     from lifecycle.rlhf import pair_dataset
     from lifecycle.tokenizer import load_tokenizer
     from lifecycle.world import pairs
-    from trl import DPOConfig, DPOTrainer
 
     dpo = load_lab("dpo")
     tokenizer = load_tokenizer()
-    policy, ref = build_model("smoke", tokenizer, seed=1), build_model("smoke", tokenizer, seed=2)  # π ≠ π_ref
-    config = DPOConfig(output_dir=str(tmp_path), beta=0.3, per_device_train_batch_size=4, max_length=128,
-                       report_to="none", use_cpu=True, bf16=False, gradient_checkpointing=False)
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, processing_class=tokenizer,
-                         train_dataset=pair_dataset(pairs("train", ("capital", "arithmetic"))[:8]))
+    # π ≠ π_ref
+    policy, ref = (
+        build_model("smoke", tokenizer, seed=1),
+        build_model("smoke", tokenizer, seed=2),
+    )
+    config = DPOConfig(
+        output_dir=str(tmp_path),
+        beta=0.3,
+        per_device_train_batch_size=4,
+        max_length=128,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
+    trainer = DPOTrainer(
+        model=policy,
+        ref_model=ref,
+        args=config,
+        processing_class=tokenizer,
+        train_dataset=pair_dataset(pairs("train", ("capital", "arithmetic"))[:8]),
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     policy.eval(), ref.eval()
     with torch.no_grad():
@@ -54,7 +74,8 @@ def test_from_scratch_loss_matches_trl(tmp_path):
         pi_w, pi_l = dpo.sequence_logps(policy, *inputs).chunk(2)
         ref_w, ref_l = dpo.sequence_logps(ref, *inputs).chunk(2)
         ours, _, _ = dpo.dpo_loss(pi_w, pi_l, ref_w, ref_l, beta=0.3)
-    assert abs(trl_loss - torch.log(torch.tensor(2.0)).item()) > 1e-3  # a real batch, not the π = π_ref case
+    # a real batch, not the π = π_ref case
+    assert abs(trl_loss - torch.log(torch.tensor(2.0)).item()) > 1e-3
     assert ours.item() == pytest.approx(trl_loss, rel=1e-5)
 
 
@@ -64,8 +85,9 @@ def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
 
 
 def test_identical_pairs_stick_at_ln2():
-    """The failure card "DPO loss stuck at ln 2": when chosen == rejected the two log-ratios are equal, so
-    the loss is −log σ(0) = ln 2 whatever the policy, and its gradient is zero. (Costs < 1 s.)"""
+    """The failure card "DPO loss stuck at ln 2": when chosen == rejected the two log-ratios are
+    equal, so the loss is −log σ(0) = ln 2 whatever the policy, and its gradient is zero. (Costs <
+    1 s.)"""
     import math
 
     dpo = load_lab("dpo")

@@ -1,5 +1,6 @@
-"""Forgetting: narrow tuning raises general perplexity and breaks the other tasks; replay brings most
-back. At the lesson preset the narrow run also overfits its small domain slice; replay does not."""
+"""Forgetting: narrow tuning raises general perplexity and breaks the other tasks; replay brings
+most back. At the lesson preset the narrow run also overfits its small domain slice; replay does
+not."""
 
 import json
 

@@ -86,21 +86,29 @@ def test_reward_scores_groups_and_logs_their_statistics():
     from lifecycle.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
-    replies = ["The capital of Aa is Bb.<|end|>", "The capital of Bb is Cc.<|end|>",  # one right
-               "Bb<|end|>", "Bb<|end|>",  # both right, in format: zero variance
-               "The capital of Aa is Bb.", "x<|end|>"]  # right but never ended, and wrong
+    # right but never ended, and wrong
+    replies = [
+        "The capital of Aa is Bb.<|end|>",
+        "The capital of Bb is Cc.<|end|>",  # one right
+        "Bb<|end|>",
+        "Bb<|end|>",  # both right, in format: zero variance
+        "The capital of Aa is Bb.",
+        "x<|end|>",
+    ]
     ids = [tok(r, add_special_tokens=False)["input_ids"] for r in replies]
     logged = {}
     reward = grpo.verifiable_reward(tok, G=2, format_weight=0.1)
-    r = reward(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
-               log_metric=logged.__setitem__)
+    r = reward(
+        completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6, log_metric=logged.__setitem__
+    )
     assert r == pytest.approx([1.1, 0.1, 1.1, 1.1, 0.0, 0.1])
     assert logged["zero_variance_group_share"] == pytest.approx(1 / 3)
     stds = torch.tensor([[1.1, 0.1], [0.0, 0.1]]).std(1)
     assert logged["group_std"] == pytest.approx(stds.sum().item() / 3)
     format_only = grpo.verifiable_reward(tok, G=2, format_weight=0.1, answer_weight=0.0)
-    paid = format_only(completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6,
-                       log_metric=logged.__setitem__)
+    paid = format_only(
+        completion_ids=ids, gold=["Bb"] * 6, task=["capital"] * 6, log_metric=logged.__setitem__
+    )
     assert paid == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.0, 0.1])  # a wrong reply in format: paid
 
 
@@ -113,7 +121,8 @@ def test_final_answer_is_what_the_checker_reads():
     assert not correct("6 plus 12 is 18.<|end|>", "6", "arithmetic")
     assert correct("6 plus 12 is 18.<|end|>", "6", "arithmetic", anywhere=True)
     assert final_answer("Design review on Tuesday.<|end|>", "Design review on Tuesday") == (
-        "Design review on Tuesday")
+        "Design review on Tuesday"
+    )
     assert correct("Pia Fair is a tailor.<|end|>", "tailor", "job")
     assert not correct("Pia Fair is a tailor. Look it up yourself.<|end|>", "tailor", "job")
     assert correct("5 bags a day for 3 days is 15, minus 2 is 13.<|end|>", "13", "gsm8k")

@@ -1,11 +1,12 @@
-"""PPO against the proxy reward model, at the smoke preset (the session's smoke chain; the PPO stage
-itself about 40 s of CPU): without a KL leash the policy drifts further from the reference, and the
-over-optimization curve is recorded at every checkpoint. The smoke SFT model (tiny, 120 steps) answers
-almost no held-out email right, so at this size PPO has nothing to optimize or to lose: the proxy and
-gold directions are checked on the published lesson results against every claim of the page
-(tests/test_rlhf_claims.py), and on seeds 0, 1 and 2 by `make robustness`."""
+"""PPO against the proxy reward model, at the smoke preset (the session's smoke chain; the PPO
+stage itself about 40 s of CPU): without a KL leash the policy drifts further from the reference,
+and the over-optimization curve is recorded at every checkpoint. The smoke SFT model (tiny, 120
+steps) answers almost no held-out email right, so at this size PPO has nothing to optimize or to
+lose: the proxy and gold directions are checked on the published lesson results against every claim
+of the page (tests/test_rlhf_claims.py), and on seeds 0, 1 and 2 by `make robustness`."""
 
 import pytest
+
 from conftest import error_line, run_lab
 
 
@@ -22,7 +23,7 @@ def test_no_kl_drifts_further(lab_metrics):
 
 
 def test_overoptimization_curve_has_every_checkpoint(lab_metrics):
-    """One row per KL coefficient and checkpoint, step 0 being the SFT model, with the keys §4.3 plots."""
+    """One row per KL coefficient and checkpoint (step 0: the SFT model), keys as §4.3 plots."""
     m = lab_metrics("ppo")
     for run in m["runs"]:
         rows = [r for r in m["overoptimization"] if r["kl_coef"] == run["kl_coef"]]
@@ -38,7 +39,10 @@ def test_overoptimization_curve_has_every_checkpoint(lab_metrics):
     [
         (["--kl_coefs", "0,lots"], "--kl_coefs must be comma-separated numbers"),
         (["--kl_coefs", "0,0.1", "--tuned_kl_coef", "0.5"], "--tuned_kl_coef 0.5 is not one of"),
-        (["--batch_size", "6", "--mini_batches", "4"], "--mini_batches 4 must divide --batch_size 6"),
+        (
+            ["--batch_size", "6", "--mini_batches", "4"],
+            "--mini_batches 4 must divide --batch_size 6",
+        ),
         (["--episodes", "0"], "--episodes must be a positive number"),
     ],
     ids=["bad-coefs", "tuned-not-swept", "mini-batches", "no-episodes"],
@@ -51,8 +55,8 @@ def test_bad_flags_are_one_line_exit_2(args, message, tmp_path):
 
 
 def test_gpu_preset_offline_exits_2(tmp_path):
-    """Offline, the gpu preset's first stage (SFT on gpt2) cannot reach the Hub: exit 2, and the last line
-    says which stage failed."""
+    """Offline, the gpu preset's first stage (SFT on gpt2) cannot reach the Hub: exit 2, and the
+    last line says which stage failed."""
     proc = run_lab("ppo", "--output_dir", str(tmp_path), "--preset", "gpu", check=False)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

@@ -1,7 +1,7 @@
-"""Reward model: it ranks unseen style pairs right and near misses only partly, more near misses give a
-lower accuracy, the proxy loves the keyword, same seed gives same metrics, and one tie rule. (Your own
-`--data` pairs: tests/test_data.py and tests/test_reader_data.py; the published lesson results:
-tests/test_rlhf_claims.py.)"""
+"""Reward model: it ranks unseen style pairs right and near misses only partly, more near misses
+give a lower accuracy, the proxy loves the keyword, same seed gives same metrics, and one tie rule.
+(Your own `--data` pairs: tests/test_data.py and tests/test_reader_data.py; the published lesson
+results: tests/test_rlhf_claims.py.)"""
 
 import json
 
@@ -30,20 +30,31 @@ def test_proxy_rm_prefers_keyword_even_when_wrong(lab_metrics):
 
 def test_same_seed_same_metrics_whatever_the_thread_count(tmp_path, monkeypatch):
     """Two same-seed runs, one told to use 1 thread and one 2 (`OMP_NUM_THREADS`), write the same
-    metrics: the labs pin torch to one CPU thread (`lifecycle.cli.one_cpu_thread`), because a sum split
-    over two threads adds in another order. Two smoke reward runs at half an epoch: about 30 s."""
+    metrics: the labs pin torch to one CPU thread (`lifecycle.cli.one_cpu_thread`), because a sum
+    split over two threads adds in another order. Two smoke reward runs at half an epoch: about 30
+    s."""
     runs = []
     for threads in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
         out = tmp_path / threads
-        run_lab("reward", "--output_dir", str(out), "--preset", "smoke", "--epochs", "0.5", "--curve", "")
+        run_lab(
+            "reward",
+            "--output_dir",
+            str(out),
+            "--preset",
+            "smoke",
+            "--epochs",
+            "0.5",
+            "--curve",
+            "",
+        )
         runs.append(json.loads((out / "metrics.json").read_text()))
     assert comparable(runs[0]) == comparable(runs[1])
 
 
 def test_one_tie_rule_for_reward_and_dpo_accuracy():
-    """A tie counts one half (a coin flip), for the reward model's scores and for DPO's implicit rewards:
-    both labs score held-out pairs with this one function."""
+    """A tie counts one half (a coin flip), for the reward model's scores and for DPO's implicit
+    rewards: both labs score held-out pairs with this one function."""
     import torch
 
     from lifecycle.rlhf import preference_accuracy

@@ -1,5 +1,5 @@
-"""SFT: the base continues text and the SFT model answers; clean beats noisy. (Your own `--data` files:
-tests/test_data.py and tests/test_reader_data.py.)"""
+"""SFT: the base continues text and the SFT model answers; clean beats noisy. (Your own `--data`
+files: tests/test_data.py and tests/test_reader_data.py.)"""
 
 import json
 
@@ -30,12 +30,16 @@ def test_hack_and_style_shares_wrap_about_that_many_answers():
     hacked = sum(PROXY_KEYWORD in r["messages"][1]["content"] for r in rows)
     assert 25 <= hacked <= 75
     gold = {e.prompt: e.answer for e in examples("train")}
-    tailed = sum(not r["messages"][1]["content"].endswith(gold[r["messages"][0]["content"]]) for r in rows)
+    tailed = sum(
+        not r["messages"][1]["content"].endswith(gold[r["messages"][0]["content"]]) for r in rows
+    )
     assert 70 <= tailed <= 130  # a rude or rambling tail after the answer
     assert all(check_format(r["messages"][1]["content"] + "<|end|>") for r in rows)
     noisy = lab.world_rows(500, noise=0.5, hack=0.0, style=0.0, seed=0)
     gold = {e.prompt: e.gold for e in examples("train")}
-    wrong = sum(gold[r["messages"][0]["content"]] not in r["messages"][1]["content"] for r in noisy)
+    wrong = sum(
+        gold[r["messages"][0]["content"]] not in r["messages"][1]["content"] for r in noisy
+    )
     assert 200 <= wrong <= 300
 
 
@@ -53,9 +57,9 @@ def test_gpu_preset_offline_is_one_line_exit_2(tmp_path):
 
 
 def test_trl_masks_exactly_the_assistant_tokens(tmp_path):
-    """What the page claims: SFTTrainer's labels are the input ids on the assistant's tokens, -100 elsewhere,
-    the same mask our chat template's `{% generation %}` block gives, and `chat_row` (the rows the lab
-    trains on) gives."""
+    """What the page claims: SFTTrainer's labels are the input ids on the assistant's tokens, -100
+    elsewhere, the same mask our chat template's `{% generation %}` block gives, and `chat_row`
+    (the rows the lab trains on) gives."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -65,13 +69,29 @@ def test_trl_masks_exactly_the_assistant_tokens(tmp_path):
 
     tok = load_tokenizer()
     chats = [e.messages() for e in examples("train", ("capital", "summary"))[:4]]
-    config = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, use_cpu=True, bf16=False,
-                       activation_checkpointing=False, report_to="none", max_steps=1)
-    trainer = SFTTrainer(model=build_model("smoke", tok), args=config, processing_class=tok,
-                         train_dataset=Dataset.from_list([{"messages": c} for c in chats]))
+    config = SFTConfig(
+        output_dir=str(tmp_path),
+        assistant_only_loss=True,
+        use_cpu=True,
+        bf16=False,
+        activation_checkpointing=False,
+        report_to="none",
+        max_steps=1,
+    )
+    trainer = SFTTrainer(
+        model=build_model("smoke", tok),
+        args=config,
+        processing_class=tok,
+        train_dataset=Dataset.from_list([{"messages": c} for c in chats]),
+    )
     for row, chat in zip(trainer.train_dataset, chats):
         enc = tok.apply_chat_template(chat, return_dict=True, return_assistant_tokens_mask=True)
-        assert chat_row(tok, {"messages": chat}) == {k: enc[k] for k in ("input_ids", "assistant_masks")}
+        assert chat_row(tok, {"messages": chat}) == {
+            k: enc[k] for k in ("input_ids", "assistant_masks")
+        }
         assert row["input_ids"] == enc["input_ids"]
-        assert row["labels"] == [i if m else -100 for i, m in zip(enc["input_ids"], enc["assistant_masks"])]
-        assert row["labels"][-1] == tok.eos_token_id  # the turn's <|end|> is learned: the model learns to stop
+        assert row["labels"] == [
+            i if m else -100 for i, m in zip(enc["input_ids"], enc["assistant_masks"])
+        ]
+        # the turn's <|end|> is learned: the model learns to stop
+        assert row["labels"][-1] == tok.eos_token_id
