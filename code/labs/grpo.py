@@ -325,6 +325,7 @@ def main(argv=None):
                 "models_held": len(memory),
                 "param_bytes_held": sum(r["parameter_bytes"] for r in memory),
                 "train_memory_bytes": sum(r["total_bytes"] for r in memory),
+                "memory": memory,  # by model, as the machinery table shows it
             }
         )
         histories[name] = trainer.state.log_history
@@ -357,7 +358,10 @@ def main(argv=None):
         "beta": args.beta,
         "format_weight": args.format_weight,
         **{f"questions_{k}": len(v) for k, v in sets.items()},
-        **{k: main_run[k] for k in ("models_held", "param_bytes_held", "train_memory_bytes")},
+        **{
+            k: main_run[k]
+            for k in ("models_held", "param_bytes_held", "train_memory_bytes", "memory")
+        },
         "replies_sampled_per_run": args.max_steps * args.prompts_per_step * args.num_generations,
         "run_seconds": seconds,
         "wall_seconds": time.perf_counter() - start,

@@ -41,9 +41,9 @@ def check_gold(m: dict, gain: float) -> None:
     """The page's claims about gold. On the questions GRPO trained on, pass@1 (sampled replies)
     rises by `gain`, the largest change of all; the greedy gold score moves less, there and on
     held-out questions (GRPO sharpens what the SFT model samples; it adds no facts); on the other
-    half it falls. The format-only run maxes out its reward (format 100%) while its gold score on
-    the questions it trained on falls below the SFT model's; the lenient check passes more replies
-    than the final-answer check."""
+    half it falls. The format-only run nearly maxes out its reward (format ≥ 99% on every set)
+    while its gold score on the questions it trained on falls below the SFT model's, and the
+    answer-paid run's rises; the lenient check passes more replies than the final-answer check."""
     main, _, format_only = m["runs"]
     before = m["before"][0]
     changes = {k: main[k] - before[k] for k in before if not k.startswith(("format", "anywhere"))}
@@ -52,8 +52,9 @@ def check_gold(m: dict, gain: float) -> None:
     for greedy in ("gold_trained", "gold_heldout", "sampled_heldout"):
         assert abs(changes[greedy]) < changes["sampled_trained"] / 2, changes
     assert changes["gold_sft_only"] < -0.05, changes
-    assert format_only["answer_weight"] == 0 and format_only["format_heldout"] == 1.0
-    assert format_only["gold_trained"] < before["gold_trained"] - 0.1
+    assert format_only["answer_weight"] == 0
+    assert min(format_only[f"format_{s}"] for s in ("trained", "sft_only", "heldout")) >= 0.985
+    assert format_only["gold_trained"] < before["gold_trained"] - 0.05 < main["gold_trained"]
     assert before["anywhere_trained"] > before["gold_trained"]
 
 
