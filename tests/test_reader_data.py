@@ -189,7 +189,8 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
             tokenizer.decode([t for t in row["labels"] if t != -100])
             for row in trainer.train_dataset
         ]
-        assert trained == [reply + END for reply in outcome["trained"]]
+        # the chat template opens every reply with a space
+        assert trained == [" " + reply + END for reply in outcome["trained"]]
         return
     args, train, heldout = run()
     tokenizer, _ = model_context(base)
@@ -207,7 +208,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
             tokenizer.decode(first["prompt_ids"])
             == f"<|user|>{outcome['prompt']}{END}<|assistant|>"
         )
-        assert tokenizer.decode(first["chosen_ids"]) == "Tarsk exports copper." + END
+        assert tokenizer.decode(first["chosen_ids"]) == " Tarsk exports copper." + END
     else:
         from transformers import GPT2ForSequenceClassification
 
@@ -221,7 +222,7 @@ def test_file_outcome(file, lab_name, outcome, base, tmp_path):
         )
         assert (
             tokenizer.decode(trainer.train_dataset[0]["chosen_ids"])
-            == f"<|user|>{outcome['prompt']}{END}<|assistant|>Tarsk exports copper.{END}"
+            == f"<|user|>{outcome['prompt']}{END}<|assistant|> Tarsk exports copper.{END}"
         )
     # nothing more dropped by the trainer's own filter
     assert len(trainer.train_dataset) == outcome["train"]

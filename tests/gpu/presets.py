@@ -53,6 +53,11 @@ LESSON_ONLY = {
         "scoring each stage, annealing on a source and the planted quiz leaks need the "
         "world's labels",
     ),
+    "reward": (
+        {"heldout_accuracy_style", "heldout_accuracy_near_miss"},
+        "the world's pairs say which kind of reply was rejected (rude, rambling, near miss); "
+        "a Hub dataset does not",
+    ),
     "grpo": (
         {"gold_score_sft_only_before", "gold_score_sft_only_after"},
         "GSM8K has no questions the SFT stage trained on (its gpu preset trains on Capybara), "

@@ -56,7 +56,9 @@ def test_dpo_machinery_table_uses_only_existing_results():
     }
     missing = machinery_table({"PPO": None, "DPO": mine}, "gpu", 0)
     assert "No PPO run with `--preset gpu --seed 0` is in the cache" in missing
-    assert missing.count("no run yet") == 4  # the four measured rows of the PPO column
+    # the measured rows of the PPO column: parameters, + gradients and AdamW state, model memory,
+    # by model, replies sampled, wall time
+    assert missing.count("no run yet") == 6
     present = machinery_table({"PPO": ppo, "DPO": mine}, "lesson", 0)
     assert "no run yet" not in present and f"{ppo['replies_sampled_per_run']:,}" in present
 
