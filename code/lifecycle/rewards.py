@@ -9,11 +9,10 @@ measures both).
 
 import re
 
-import torch
 from datasets import load_dataset
 
 from .cli import LabError
-from .evaluation import chat_prompts, complete
+from .evaluation import chat_prompts, complete, sample
 from .world import Example, check_format, check_gold
 from .world.tasks import END, reply_text
 
@@ -87,36 +86,18 @@ def sampled_gold(
     """pass@1 as RL papers report it: the share of right replies among `k` sampled per question
     (at the training temperature), averaged over questions. The sampling has its own seed and
     leaves the global random state as it was."""
-    model.eval()
-    prompts, right = chat_prompts(tokenizer, exs), 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(
-                prompts[i : i + batch_size],
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-                add_special_tokens=False,
-            ).to(model.device)
-            seq = model.generate(
-                **enc,
-                do_sample=True,
-                temperature=temperature,
-                top_k=0,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=k,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            texts = [
-                tokenizer.decode(r[r != tokenizer.pad_token_id], skip_special_tokens=False)
-                for r in seq[:, enc["input_ids"].shape[1] :]
-            ]
-            golds = [e for e in exs[i : i + batch_size] for _ in range(k)]  # k rows per prompt
-            right += sum(correct(t, e.gold, e.task) for t, e in zip(texts, golds))
-    return right / (k * len(exs))
+    texts = sample(
+        model,
+        tokenizer,
+        chat_prompts(tokenizer, exs),
+        n=k,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    golds = [e for e in exs for _ in range(k)]  # k replies per question, question-major
+    return sum(correct(t, e.gold, e.task) for t, e in zip(texts, golds)) / (k * len(exs))
 
 
 def set_scores(
