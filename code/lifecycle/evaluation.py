@@ -36,6 +36,15 @@ def perplexity(
 # --8<-- [end:perplexity]
 
 
+def left_padded(tokenizer, prompts: list[str], device):
+    """Prompts as one batch, padded on the left so that every reply starts at the same position;
+    no special tokens added (the chat template already wrote them)."""
+    enc = tokenizer(
+        prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+    )
+    return enc.to(device)
+
+
 @torch.no_grad()
 def complete(
     model, tokenizer, prompts: list[str], max_new_tokens: int = 32, batch_size: int = 32
@@ -43,16 +52,8 @@ def complete(
     """Greedy completions of raw prompt strings, special tokens kept, padding removed."""
     model.eval()
     out = []
-    # left padding: every reply starts at the same position
     for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(
-            prompts[i : i + batch_size],
-            return_tensors="pt",
-            padding=True,
-            padding_side="left",
-            add_special_tokens=False,
-        )
-        enc = enc.to(model.device)
+        enc = left_padded(tokenizer, prompts[i : i + batch_size], model.device)
         gen = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
@@ -85,13 +86,7 @@ def sample(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(
-                prompts[i : i + batch_size],
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-                add_special_tokens=False,
-            ).to(model.device)
+            enc = left_padded(tokenizer, prompts[i : i + batch_size], model.device)
             gen = model.generate(
                 **enc,
                 do_sample=True,

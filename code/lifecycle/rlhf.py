@@ -15,6 +15,7 @@ from trl import DPOTrainer
 from .cli import LabError
 from .data import pair_text
 from .device import measured_on
+from .evaluation import left_padded
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -98,15 +99,8 @@ def kl_to_reference(
     total, n = 0.0, 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        # left padding: every reply starts at the same position
         for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(
-                prompts[i : i + batch_size],
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-                add_special_tokens=False,
-            ).to(policy.device)
+            enc = left_padded(tokenizer, prompts[i : i + batch_size], policy.device)
             seq = policy.generate(
                 **enc,
                 do_sample=True,
