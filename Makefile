@@ -45,10 +45,11 @@ test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile \
 		tests docs --codeblocks --durations=20 --cpu-durations=25
 
-# Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/.
+# Rerun every lab at the lesson preset and refresh snippets/results/ and docs/assets/labs/. Each lab
+# runs on one CPU thread, so two run at a time (a lab waits for the stages it needs).
 results: install
 	$(BIN)/python -m lifecycle.tables
-	$(BIN)/python -m lifecycle.publish $(LABS)
+	$(BIN)/python -m lifecycle.publish --jobs 2 $(LABS)
 
 # Not part of `make test`: every post-training direction the pages claim, checked on seeds 0, 1 and 2 at
 # the lesson preset (about 3 × the lesson chain's time; the pretrain stages are cached after the first).

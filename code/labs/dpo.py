@@ -91,6 +91,9 @@ class Args(LabArgs):
     eval_pairs: int | None = field(
         default=None, metadata={"help": "Held-out pairs to score (0: all)."}
     )
+    rpo_alpha: float | None = field(
+        default=None, metadata={"help": "Weight α of an NLL term on the chosen reply (0: none)."}
+    )
 
 
 PRESETS = {
@@ -104,9 +107,10 @@ PRESETS = {
         max_length=128,
         response_length=20,
         eval_pairs=48,
+        rpo_alpha=1.0,
     ),
     "lesson": dict(
-        beta=1.0,
+        beta=0.1,  # TRL's default
         betas="0.01,0.1,1.0",
         max_steps=60,
         batch_size=16,
@@ -114,6 +118,7 @@ PRESETS = {
         max_length=192,
         response_length=24,
         eval_pairs=0,
+        rpo_alpha=1.0,  # DPO alone pushed down words of the chosen replies: see the page
     ),
     "gpu": dict(  # starts from the SFT stage's gpt2 (stage_model), as the page says
         hub_data="trl-lib/ultrafeedback_binarized",
@@ -125,6 +130,7 @@ PRESETS = {
         max_length=512,
         response_length=64,
         eval_pairs=256,
+        rpo_alpha=1.0,
     ),
 }
 # --8<-- [end:args]
@@ -163,33 +169,36 @@ def implicit_rewards(trainer, policy, ref, beta: float):
 
 
 # --8<-- [start:replies]
-def reply_scores(policy, tokenizer, exs, max_new_tokens: int) -> dict:
+def reply_scores(policy, tokenizer, exs, max_new_tokens: int) -> tuple[dict, list[str]]:
     """What DPO is for, judged on the policy's own greedy replies to held-out questions: the gold
-    score (the reference reply and nothing else) and the format rate."""
+    score (the reference reply and nothing else) and the format rate; and the replies."""
     replies = complete(policy, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
     return {
         "gold_score": sum(map(is_gold_reply, replies, exs)) / len(exs),
         "format_rate": sum(map(check_format, replies)) / len(exs),
-    }
+    }, replies
 
 
 # --8<-- [end:replies]
 
 
 # --8<-- [start:trainer]
-def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
+def dpo_trainer(args, beta: float, train, heldout, max_steps: int, rpo_alpha: float):
     policy, tokenizer = load(args.model)
     ref, _ = load(args.model)  # (1)!
     ready_tokenizer(tokenizer, policy, ref)  # a no-op for our tokenizer
+    name = f"beta{beta:g}" + (f"-rpo{rpo_alpha:g}" if rpo_alpha else "")
     config = DPOConfig(
         # fp32 on a CPU, ...
-        **trainer_defaults(args.output_dir / "trainer" / f"beta{beta:g}", args.seed),
+        **trainer_defaults(args.output_dir / "trainer" / name, args.seed),
         beta=beta,  # (2)!
-        loss_type=["sigmoid"],  # the DPO paper's loss
+        # the DPO paper's loss, plus α × the chosen replies' NLL (RPO)
+        loss_type=["sigmoid", "sft"] if rpo_alpha else ["sigmoid"],  # (3)!
+        loss_weights=[1.0, rpo_alpha] if rpo_alpha else None,
         max_steps=max_steps,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=32,
-        learning_rate=args.learning_rate,  # (3)!
+        learning_rate=args.learning_rate,  # (4)!
         lr_scheduler_type="cosine",
         warmup_steps=max(1, max_steps // 10),
         max_length=args.max_length,
@@ -199,7 +208,7 @@ def dpo_trainer(args, beta: float, train, heldout, max_steps: int):
         model=policy,
         ref_model=ref,
         args=config,
-        train_dataset=train,  # (4)!
+        train_dataset=train,  # (5)!
         eval_dataset=heldout,
         processing_class=tokenizer,
     )
@@ -220,6 +229,10 @@ def data(args, tasks):
     return pairs("train", tasks, args.seed), held[: args.eval_pairs] if args.eval_pairs else held
 
 
+def run_name(beta: float, rpo_alpha: float) -> str:
+    return f"DPO + NLL (α = {rpo_alpha:g}), β = {beta:g}" if rpo_alpha else f"DPO, β = {beta:g}"
+
+
 def betas_of(args) -> list[float]:
     values = comma_list("betas", args.betas, float)
     if any(b <= 0 for b in values):
@@ -231,7 +244,10 @@ def betas_of(args) -> list[float]:
 
 def write_report(args, metrics: dict, sweep: list[dict]) -> None:
     """`results.md`, `beta.png`, and `machinery.md` (with the other labs' cached runs, if any)."""
-    plots.beta_sweep(sweep, metrics["gold_score_before"], args.output_dir / "beta.png")
+    chosen = metrics["chosen"] if metrics["rpo_alpha"] else None
+    plots.beta_sweep(
+        metrics["beta_sweep"], metrics["gold_score_before"], args.output_dir / "beta.png", chosen
+    )
     (args.output_dir / "results.md").write_text(
         report.table(
             [
@@ -260,6 +276,7 @@ def write_report(args, metrics: dict, sweep: list[dict]) -> None:
             sweep,
             [
                 ("beta", "β", "g"),
+                ("rpo_alpha", "NLL weight α", "g"),
                 ("kl_to_reference", "KL to reference (nats/reply)", ".3f"),
                 ("preference_accuracy", "implicit-reward accuracy", ".1%"),
                 ("reward_margin", "margin r_w − r_l", ".2f"),
@@ -281,6 +298,8 @@ def write_report(args, metrics: dict, sweep: list[dict]) -> None:
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
     betas = betas_of(args)
+    if args.rpo_alpha < 0:
+        raise LabError(f"--rpo_alpha must not be negative, got {args.rpo_alpha}")
     set_seed(args.seed)
     tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
@@ -293,47 +312,61 @@ def main(argv=None):
     questions = examples("test", tasks, args.seed)
 
     # --8<-- [start:sweep]
-    sweep, main_run = [], {}
+    sweep, replies = [], {}
     tokenized = pair_dataset(train), pair_dataset(heldout)
-    for beta in betas:
+    # DPO alone at every β, then the pick: the main β with the NLL term (if α > 0)
+    plan = [(beta, 0.0) for beta in betas] + [(args.beta, args.rpo_alpha)] * (args.rpo_alpha > 0)
+    for beta, alpha in plan:
         set_seed(args.seed)
-        trainer, policy, ref, tokenizer = dpo_trainer(args, beta, *tokenized, args.max_steps)
-        # tokenized now: every later β reuses them
+        trainer, policy, ref, tokenizer = dpo_trainer(
+            args, beta, *tokenized, args.max_steps, alpha
+        )
+        # tokenized now: every later run reuses them
         tokenized = (trainer.train_dataset, trainer.eval_dataset)
-        # before training the policy IS the reference: every implicit reward is 0
-        if beta == args.beta:
+        if not sweep:
+            # before training the policy IS the reference: every implicit reward is 0
             before = preference_accuracy(*implicit_rewards(trainer, policy, ref, beta))
             # the SFT model's own replies
-            sft = reply_scores(ref, tokenizer, questions, args.response_length)
+            sft, replies["SFT model"] = reply_scores(
+                ref, tokenizer, questions, args.response_length
+            )
         trainer.train()
         r_w, r_l = implicit_rewards(trainer, policy, ref, beta)
         prompts = chat_prompts(tokenizer, questions)
         kl = kl_to_reference(policy, ref, tokenizer, prompts, args.response_length, seed=args.seed)
+        scores, said = reply_scores(policy, tokenizer, questions, args.response_length)
         sweep.append(
             {
                 "beta": beta,
+                "rpo_alpha": alpha,
                 "kl_to_reference": kl,
                 "preference_accuracy": preference_accuracy(r_w, r_l),
                 "reward_margin": (r_w - r_l).mean().item(),
-                **reply_scores(policy, tokenizer, questions, args.response_length),
+                **scores,
             }
         )
-        if beta == args.beta:
-            # after DPOTrainer's filter
+        if beta == args.beta:  # DPO alone, then (last) the pick
+            replies[run_name(beta, alpha)] = said
             main_run = {
                 "after": sweep[-1],
                 "history": trainer.state.log_history,
                 "memory": model_memory({"policy": policy}, {"reference": ref}, trainer.optimizer),
                 "pairs": (len(trainer.train_dataset), len(trainer.eval_dataset)),
             }
+    sweep, chosen = sweep[: len(betas)], main_run["after"]  # the β sweep is DPO alone
     # --8<-- [end:sweep]
 
     metrics = {
         "preference_accuracy_before": before,
-        "preference_accuracy_after": main_run["after"]["preference_accuracy"],
-        "reward_margin_after": main_run["after"]["reward_margin"],
+        "preference_accuracy_after": chosen["preference_accuracy"],
+        "reward_margin_after": chosen["reward_margin"],
         "beta": args.beta,
+        "rpo_alpha": args.rpo_alpha,
         "beta_sweep": [{k: v for k, v in r.items() if k != "reward_margin"} for r in sweep],
+        # the pick: the main β, with the NLL term when α > 0
+        "chosen": {k: v for k, v in chosen.items() if k != "reward_margin"},
+        "gold_score_after": chosen["gold_score"],
+        "format_rate_after": chosen["format_rate"],
         "gold_score_before": sft["gold_score"],
         "format_rate_before": sft["format_rate"],
         "heldout_questions": len(questions),
@@ -349,7 +382,21 @@ def main(argv=None):
     } | ({"pairs_in_file": in_file} if args.data else {})
     write_metrics(args.output_dir, metrics)
     write_peak_rss(args.output_dir)  # memory.json: it varies by run
-    write_report(args, metrics, sweep)
+    write_report(args, metrics, sweep + [chosen] * (args.rpo_alpha > 0))
+    if args.rpo_alpha:  # questions the pick gets right and DPO alone at the same β gets wrong
+        pick, alone = replies[run_name(args.beta, args.rpo_alpha)], replies[run_name(args.beta, 0)]
+        lost = [
+            i
+            for i, e in enumerate(questions)
+            if is_gold_reply(pick[i], e) and not is_gold_reply(alone[i], e)
+        ]
+        (args.output_dir / "alone.md").write_text(
+            report.samples_table(
+                [questions[i] for i in lost],
+                {k: [v[i] for i in lost] for k, v in replies.items()},
+                is_gold_reply,
+            )
+        )
     return metrics
 
 

@@ -128,9 +128,11 @@ PRESETS = {
         batch_size=16,
         mini_batches=2,
         ppo_epochs=2,
-        learning_rate=1e-4,
+        learning_rate=2e-4,
         response_length=24,
-        temperature=1.0,
+        # above 1: varied enough samples that, unleashed, every seed finds what the proxy
+        # over-rewards (at 1.0 two seeds in three never sampled it)
+        temperature=1.3,
         missing_eos_penalty=3.0,
         reward_scale=1.0,
         tasks="summary",

@@ -18,9 +18,11 @@ Longer than the 250 lines a lab aims for: the correct and the flawed (proxy) rew
 curve over the near-miss share, and accuracy split by the kind of rejected reply.
 """
 
+import random
 import time
 from dataclasses import dataclass, field
 
+import torch
 from transformers import set_seed
 from trl import RewardConfig, RewardTrainer
 
@@ -64,7 +66,7 @@ class Args(LabArgs):
         default=None, metadata={"help": "Share of near-miss pairs (world data)."}
     )
     curve: str | None = field(
-        default=None, metadata={"help": "Other near-miss shares, one RM each ('' = none)."}
+        default=None, metadata={"help": "Label-noise rates, one RM each ('' = none)."}
     )
 
 
@@ -76,7 +78,7 @@ PRESETS = {
         learning_rate=1e-3,
         max_length=128,
         near_miss=0.5,
-        curve="0",
+        curve="0.4",
     ),
     "lesson": dict(
         epochs=2.0,
@@ -84,7 +86,7 @@ PRESETS = {
         learning_rate=5e-4,
         max_length=256,
         near_miss=0.5,
-        curve="0.25,0.75",
+        curve="0.2,0.4",
     ),
     "gpu": dict(
         hub_data="trl-lib/ultrafeedback_binarized",
@@ -150,18 +152,36 @@ def train_reward_model(args, model_path, train_rows, name):
 
 
 # --8<-- [start:curve]
-def near_miss_curve(args, model_path, shares: list[float]) -> list[dict]:
-    """The correct reward model retrained with another share of near misses in its pairs (the same
-    questions, the same epochs; held-out pairs with the same share): accuracy against that
-    share."""
-    tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
+def flipped(n: int, rate: float, seed: int) -> set[int]:
+    """Which of `n` pairs a labeler got backwards: a random `rate` share of them."""
+    return set(random.Random(seed).sample(range(n), round(rate * n)))
+
+
+def label_noise_curve(args, model_path, train, heldout, rates: list[float]) -> list[dict]:
+    """The correct reward model retrained with a `rate` share of its training labels swapped, and
+    scored on held-out pairs with the same share swapped, as real labels are (annotators disagree),
+    and on the clean ones: accuracy against the labels as given, and against the truth."""
     curve = []
-    for share in shares:
-        train, heldout = world_pairs(tasks, args.seed, share)
-        trainer = train_reward_model(args, model_path, train, f"near_miss{share:g}")
+    for rate in rates:
+        swap = flipped(len(train), rate, args.seed)
+        noisy = [
+            r | {"chosen": r["rejected"], "rejected": r["chosen"]} if i in swap else r
+            for i, r in enumerate(train)
+        ]
+        trainer = train_reward_model(args, model_path, noisy, f"label_noise{rate:g}")
         chosen, rejected = pair_scores(trainer.model, trainer.processing_class, heldout)
+        held = torch.tensor(
+            [i in flipped(len(heldout), rate, args.seed + 1) for i in range(len(heldout))]
+        )
         curve.append(
-            {"near_miss_share": share, "heldout_accuracy": preference_accuracy(chosen, rejected)}
+            {
+                "label_noise": rate,
+                # what you measure when the held-out labels are as noisy as the training ones
+                "heldout_accuracy": preference_accuracy(
+                    torch.where(held, rejected, chosen), torch.where(held, chosen, rejected)
+                ),
+                "heldout_accuracy_clean": preference_accuracy(chosen, rejected),
+            }
         )
     return curve
 
@@ -198,12 +218,17 @@ def margin_plot(margins, proxy_margins, path):
 
 def curve_plot(curve: list[dict], path):
     fig, ax = plots.plt.subplots(figsize=(6.4, 3.4))
-    ax.plot([c["near_miss_share"] for c in curve], [c["heldout_accuracy"] for c in curve], "o-")
+    x = [c["label_noise"] for c in curve]
+    ax.plot(x, [c["heldout_accuracy"] for c in curve], "o-", label="against the noisy labels")
+    ax.plot(
+        x, [c["heldout_accuracy_clean"] for c in curve], "s--", label="against the true labels"
+    )
     ax.set_ylim(0.4, 1.02)
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("share of near-miss pairs (a wrong answer in the right style)")
+    ax.set_xlabel("share of labels swapped (training and held-out)")
     ax.set_ylabel("held-out accuracy")
-    ax.set_title("The harder the pairs, the lower the accuracy", fontsize=10)
+    ax.set_title("Noisy labels cap the accuracy you can measure", fontsize=10)
+    ax.legend(fontsize=8)
     plots.save(fig, path)
 
 
@@ -240,8 +265,9 @@ def write_report(args, m: dict, margins, proxy_margins) -> None:
         text += "\n" + report.records(
             m["curve"],
             [
-                ("near_miss_share", "near-miss share of the pairs", ".0%"),
-                ("heldout_accuracy", "held-out accuracy, correct RM", ".1%"),
+                ("label_noise", "labels swapped", ".0%"),
+                ("heldout_accuracy", "held-out accuracy (labels as given)", ".1%"),
+                ("heldout_accuracy_clean", "… against the true labels", ".1%"),
             ],
         )
     (args.output_dir / "results.md").write_text(text)
@@ -249,14 +275,14 @@ def write_report(args, m: dict, margins, proxy_margins) -> None:
 
 def main(argv=None):
     args = parse(Args, PRESETS, argv)
-    shares = comma_list("curve", args.curve, float) if args.curve else []
-    if any(not 0 <= x <= 1 for x in [*shares, args.near_miss]):
+    rates = sorted(comma_list("curve", args.curve, float)) if args.curve else []
+    if not 0 <= args.near_miss <= 1 or any(not 0 < x <= 0.5 for x in rates):
         raise LabError(
-            "--near_miss and --curve shares must lie in [0, 1], "
+            f"--near_miss must lie in [0, 1] and --curve rates in (0, 0.5], "
             f"got {args.near_miss} and {args.curve!r}"
         )
     if args.data or args.hub_data:
-        shares = []  # the curve varies the world's near misses; your own pairs have none
+        rates = []  # the curve is the lesson's, on the world's pairs
     set_seed(args.seed)
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
     # as InstructGPT: start from SFT
@@ -303,21 +329,21 @@ def main(argv=None):
             [h["loss"] for h in history if "loss" in h] or [history[-1]["train_loss"]]
         )[-1],
         "near_miss_share": args.near_miss if world else None,
-        "curve": near_miss_curve(args, model_path, shares) if shares else [],
+        "curve": label_noise_curve(args, model_path, train, heldout, rates) if rates else [],
     } | ({"pairs_in_file": in_file} if args.data else {})
     if world:
         metrics |= {
             "heldout_accuracy_style": by_kind(chosen, rejected, heldout, {"rude", "rambling"}),
             "heldout_accuracy_near_miss": by_kind(chosen, rejected, heldout, {"near-miss"}),
         }
-    if shares:  # the main run is one point of the curve
+    if rates:  # the main run, clean labels, is the curve's first point
+        clean = metrics["heldout_accuracy"]
         main_point = {
-            "near_miss_share": args.near_miss,
-            "heldout_accuracy": metrics["heldout_accuracy"],
+            "label_noise": 0.0,
+            "heldout_accuracy": clean,
+            "heldout_accuracy_clean": clean,
         }
-        metrics["curve"] = sorted(
-            [*metrics["curve"], main_point], key=lambda c: c["near_miss_share"]
-        )
+        metrics["curve"] = [main_point, *metrics["curve"]]
     metrics["wall_seconds"] = time.perf_counter() - start
     write_metrics(args.output_dir, metrics)
     write_report(args, metrics, chosen - rejected, p_chosen - p_rejected)

@@ -88,10 +88,10 @@ def overoptimization(rows: list[dict], path) -> None:
     save(fig, path)
 
 
-def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
+def beta_sweep(sweep: list[dict], gold_before: float, path, chosen: dict | None = None) -> None:
     """DPO's β sweep: KL to the reference (left) and the gold score of the policy's replies
     (right), from rows {beta, kl_to_reference, gold_score}; the dotted line is the SFT model's gold
-    score."""
+    score, the star (`chosen`, a row of the same keys) the recipe picked."""
     fig, (kl, gold) = plt.subplots(1, 2, figsize=(8.0, 3.4), sharex=True)
     b = [r["beta"] for r in sweep]
     kl.plot(b, [r["kl_to_reference"] for r in sweep], "o-")
@@ -101,8 +101,11 @@ def beta_sweep(sweep: list[dict], gold_before: float, path) -> None:
         ylabel="nats per reply",
         title="KL(π ‖ π_ref): larger β, closer",
     )
-    gold.plot(b, [r["gold_score"] for r in sweep], "s-", color="C2", label="after DPO")
+    gold.plot(b, [r["gold_score"] for r in sweep], "s-", color="C2", label="DPO alone")
     gold.axhline(gold_before, color="k", ls=":", lw=1, label="SFT model (before)")
+    if chosen:
+        kl.plot(chosen["beta"], chosen["kl_to_reference"], "*", ms=12, color="C3")
+        gold.plot(chosen["beta"], chosen["gold_score"], "*", ms=12, color="C3", label="DPO + NLL")
     gold.set(
         xlabel="β (log scale)",
         ylabel="share of held-out questions",

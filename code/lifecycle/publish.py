@@ -2,14 +2,17 @@
 
     python -m lifecycle.publish            # every lab, in lifecycle order (stages.STAGES)
     python -m lifecycle.publish pretrain   # just one (several: still in lifecycle order)
+    python -m lifecycle.publish --jobs 2 sft reward ppo   # two labs at a time, as cores allow
 
 For each lab: `results.md` and `metrics.json` go to `snippets/results/<lab>.{md,json}`, and its
 plots to `docs/assets/labs/<lab>/`. Pages include those files, so no number on the site is typed by
 hand.
 """
 
+import argparse
 import shutil
-import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .cache import ROOT
 from .stages import STAGES, ensure_stage
@@ -33,11 +36,42 @@ def publish(lab: str) -> None:
     print(f"published {lab}: {len(plots)} plot(s)")
 
 
-def main(labs: list[str]) -> None:
-    # lifecycle order: DPO's table reads PPO's run
-    for lab in sorted(labs or STAGES, key=list(STAGES).index):
+# besides the stages it runs (STAGES[lab].needs): DPO's machinery table reads PPO's and GRPO's runs
+READS = {"dpo": ("ppo", "grpo")}
+SOLO = ("parallelism",)  # runs two processes itself, and times them: after the others, alone
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Each lab runs in its own process, on one CPU thread (`cli.one_cpu_thread`), so `--jobs 2`
+    keeps two cores busy. A lab starts once the labs it needs or reads are published; the tasks
+    are queued in lifecycle order, so a waiting one only ever waits on labs already started."""
+    cli = argparse.ArgumentParser(prog="python -m lifecycle.publish")
+    cli.add_argument("labs", nargs="*", metavar="lab", help=f"any of: {', '.join(STAGES)}")
+    cli.add_argument("--jobs", type=int, default=1, help="labs run at once (default 1)")
+    args = cli.parse_args(argv)
+    unknown = [lab for lab in args.labs if lab not in STAGES]
+    if unknown:
+        cli.error(f"unknown lab(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    labs = sorted(args.labs or STAGES, key=list(STAGES).index)
+    start, done = time.perf_counter(), {}
+
+    def task(lab: str) -> None:
+        for up in (*STAGES[lab].needs, *READS.get(lab, ())):
+            if up in done:
+                done[up].result()  # re-raises an upstream failure
         publish(lab)
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for lab in labs:
+            if lab not in SOLO:
+                done[lab] = pool.submit(task, lab)
+    for future in done.values():
+        future.result()
+    for lab in labs:
+        if lab in SOLO:
+            publish(lab)
+    print(f"published {len(labs)} lab(s) in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

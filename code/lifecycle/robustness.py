@@ -43,6 +43,10 @@ def _accs(m: dict) -> list[float]:
 
 
 def _chosen(m: dict) -> dict:
+    return m["chosen"]
+
+
+def _alone(m: dict) -> dict:
     return next(r for r in m["beta_sweep"] if r["beta"] == m["beta"])
 
 
@@ -69,7 +73,7 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
             lambda m: m["heldout_accuracy_style"] > m["heldout_accuracy_near_miss"],
         ),
         (
-            "more near misses, lower accuracy",
+            "more swapped labels, lower measured accuracy",
             lambda m: all(
                 a["heldout_accuracy"] > b["heldout_accuracy"]
                 for a, b in zip(m["curve"], m["curve"][1:])
@@ -147,16 +151,13 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
             ),
         ),
         (
-            "the chosen β keeps the SFT model's gold",
+            "the pick (DPO + NLL at the main β) keeps the SFT model's gold",
             lambda m: _chosen(m)["gold_score"] >= m["gold_score_before"],
         ),
         (
-            "the chosen β is within 2 points of the sweep's best gold",
-            lambda m: (
-                max(r["gold_score"] for r in m["beta_sweep"]) - _chosen(m)["gold_score"] <= 0.02
-            ),
+            "the NLL term keeps at least the gold of DPO alone at the same β",
+            lambda m: _chosen(m)["gold_score"] >= _alone(m)["gold_score"],
         ),
-        ("the page picks the largest β", lambda m: m["beta"] == m["beta_sweep"][-1]["beta"]),
         (
             "implicit-reward accuracy about the same at every β",
             lambda m: max(_accs(m)) - min(_accs(m)) <= 0.1,
@@ -170,8 +171,12 @@ HEADLINES = {  # lab: [(label, value from metrics.json, format)]
     "reward": [
         ("held-out accuracy", lambda m: m["heldout_accuracy"], ".1%"),
         ("on near misses", lambda m: m["heldout_accuracy_near_miss"], ".1%"),
-        ("curve, fewest near misses", lambda m: m["curve"][0]["heldout_accuracy"], ".1%"),
-        ("curve, most near misses", lambda m: m["curve"][-1]["heldout_accuracy"], ".1%"),
+        ("curve, most labels swapped", lambda m: m["curve"][-1]["heldout_accuracy"], ".1%"),
+        (
+            "… against the true labels",
+            lambda m: m["curve"][-1]["heldout_accuracy_clean"],
+            ".1%",
+        ),
     ],
     "ppo": [
         ("gold before", lambda m: m["runs"][0]["gold_score_before"], ".0%"),
@@ -190,11 +195,14 @@ HEADLINES = {  # lab: [(label, value from metrics.json, format)]
     ],
     "dpo": [
         ("SFT gold", lambda m: m["gold_score_before"], ".1%"),
-        ("gold at the chosen β", lambda m: _chosen(m)["gold_score"], ".1%"),
-        ("gold at the smallest β", lambda m: m["beta_sweep"][0]["gold_score"], ".1%"),
+        ("DPO + NLL at the main β", lambda m: _chosen(m)["gold_score"], ".1%"),
+        ("DPO alone at the main β", lambda m: _alone(m)["gold_score"], ".1%"),
+        ("DPO alone at the smallest β", lambda m: m["beta_sweep"][0]["gold_score"], ".1%"),
         (
-            "KL at the smallest / chosen β",
-            lambda m: m["beta_sweep"][0]["kl_to_reference"] / _chosen(m)["kl_to_reference"],
+            "KL at the smallest / largest β",
+            lambda m: (
+                m["beta_sweep"][0]["kl_to_reference"] / m["beta_sweep"][-1]["kl_to_reference"]
+            ),
             ".1f",
         ),
     ],

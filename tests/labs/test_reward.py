@@ -1,11 +1,11 @@
-"""Reward model: it ranks unseen style pairs right and near misses only partly, more near misses
-give a lower accuracy, the proxy loves the keyword, same seed gives same metrics, and one tie rule.
-(Your own `--data` pairs: tests/test_data.py and tests/test_reader_data.py; the published lesson
-results: tests/test_rlhf_claims.py.)"""
+"""Reward model: it ranks unseen style pairs right and near misses only partly, swapped labels
+lower the measured accuracy, the proxy loves the keyword, same seed gives same metrics, and one
+tie rule. (Your own `--data` pairs: tests/test_data.py and tests/test_reader_data.py; the
+published lesson results: tests/test_rlhf_claims.py.)"""
 
 import json
 
-from conftest import ROOT, comparable, error_line, run_lab
+from conftest import ROOT, comparable, error_line, load_lab, run_lab
 
 
 def test_correct_rm_ranks_style_pairs_and_some_near_misses(lab_metrics):
@@ -16,10 +16,21 @@ def test_correct_rm_ranks_style_pairs_and_some_near_misses(lab_metrics):
     assert m["mean_margin"] > 0
 
 
-def test_more_near_misses_lower_accuracy(lab_metrics):
-    curve = lab_metrics("reward")["curve"]
-    assert [c["near_miss_share"] for c in curve] == sorted(c["near_miss_share"] for c in curve)
-    assert curve[0]["heldout_accuracy"] > curve[-1]["heldout_accuracy"]
+def test_swapped_labels_lower_measured_accuracy(lab_metrics):
+    """Smoke: clean labels, then 40% of the training and held-out labels swapped. Against labels
+    that noisy, the measured accuracy must fall (a model perfect on the truth would score 60%)."""
+    m = lab_metrics("reward")
+    curve = m["curve"]
+    assert [c["label_noise"] for c in curve] == [0.0, 0.4]
+    assert (
+        curve[0]["heldout_accuracy"] == curve[0]["heldout_accuracy_clean"] == m["heldout_accuracy"]
+    )
+    assert curve[1]["heldout_accuracy"] < curve[0]["heldout_accuracy"]
+
+
+def test_swapped_pairs_are_the_stated_share():
+    swap = load_lab("reward").flipped(50, 0.2, seed=0)
+    assert len(swap) == 10 and swap <= set(range(50))
 
 
 def test_proxy_rm_prefers_keyword_even_when_wrong(lab_metrics):
