@@ -244,7 +244,7 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
         [(f"gold_{s}", f"gold: {SETS[s]}") for s in sets]
         + [
             (f"gold_{k}_{s}", f"gold: {SETS[s]}, {label}")
-            for s in ("sft_only", "heldout")
+            for s in SETS
             for k, label in KINDS.items()
         ]
         + [(f"sampled_{s}", f"pass@1 sampled: {SETS[s]}") for s in ("trained", "heldout")]

@@ -44,11 +44,11 @@ def check_gold(m: dict) -> None:
     lines' (at least 0.2), a skill the SFT model half has; facts and sums, knowledge it lacks,
     move by less than 0.1. The other half (SFT's questions GRPO never asked): the subject lines
     rise, the facts and sums fall. GRPO's own questions: gold rises, pass@1 (sampled) more. The
-    format-only run maxes out its reward (format ≥ 98.5% on every set, where the SFT model's
-    held-out replies missed it often) and improves no gold score by more than 0.05, the subject
-    lines' by less than a third of the main run's gain; the lenient check passes more replies than
-    the final-answer check."""
-    main, _, format_only = m["runs"]
+    β > 0 run's held-out subject lines gain less than the β = 0 run's. The format-only run maxes
+    out its reward (format ≥ 98.5% on every set); its facts and sums on its own questions fall
+    while the main run's do not, and its held-out subject lines gain at least 0.2 less than the
+    main run's. The lenient check passes more replies than the final-answer check."""
+    main, kl_run, format_only = m["runs"]
     before = m["before"][0]
 
     def change(key, run=main):
@@ -61,12 +61,12 @@ def check_gold(m: dict) -> None:
     assert change("gold_subject_sft_only") >= 0.15
     assert change("gold_facts_sft_only") <= -0.05
     assert change("sampled_trained") > change("gold_trained") > 0
+    assert change("gold_subject_heldout", kl_run) < change("gold_subject_heldout")  # the leash
     assert format_only["answer_weight"] == 0
-    for s in ("trained", "sft_only", "heldout"):
-        assert format_only[f"format_{s}"] >= 0.985
-        assert change(f"gold_{s}", format_only) <= 0.05
-    assert before["format_heldout"] < 0.9  # many replies to emails do not end: the control
-    assert change("gold_subject_heldout", format_only) < change("gold_subject_heldout") / 3
+    assert min(format_only[f"format_{s}"] for s in ("trained", "sft_only", "heldout")) >= 0.985
+    assert change("gold_facts_trained", format_only) < 0 <= change("gold_facts_trained")
+    gained = change("gold_subject_heldout") - change("gold_subject_heldout", format_only)
+    assert gained >= 0.2  # what paying for the answer adds to mending the format
     assert before["anywhere_trained"] > before["gold_trained"]
 
 
