@@ -8,8 +8,10 @@ the differences within the group.
 
 TRL's `GRPOTrainer` tunes the SFT model on half of its training questions, rewarded by a program
 (is the final answer the gold one? plus a small format bonus), at β = 0 (TRL's default), at β > 0,
-and paid for the format alone, which gets gamed. Scored on GRPO's questions, the other half (SFT
-only) and held-out ones. Writes metrics.json, memory.json, groups.png, results.md, samples.md.
+and paid for the format alone, which gets gamed. The questions: emails whose subject line was cut
+(write it: a skill the SFT model has half learned), and facts and sums (knowledge: one answer per
+question). Scored on GRPO's questions, the other half (SFT only) and held-out ones, each task
+apart. Writes metrics.json, memory.json, groups.png, results.md, samples.md.
 
 Longer than the 250 lines a lab aims for: three GRPO runs (β = 0, β > 0, a format-only reward
 that gets gamed), each scored on three question sets, greedy and sampled, with the group
@@ -18,7 +20,7 @@ statistics logged during training.
 
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from datasets import Dataset
@@ -27,7 +29,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from lifecycle import plots, report
 from lifecycle.cli import LabArgs, LabError, comma_list, parse, run, write_metrics, write_peak_rss
-from lifecycle.evaluation import chat_prompts
+from lifecycle.evaluation import chat_prompts, spread
 from lifecycle.models import load
 from lifecycle.rewards import correct, formatted, gsm8k, set_scores
 from lifecycle.rlhf import kl_to_reference, model_memory
@@ -67,17 +69,19 @@ class Args(LabArgs):
     eval_questions: int | None = field(default=None, metadata=_help("Questions per set (0: all)."))
 
 
+SHORT = "capital,export,job,arithmetic"  # facts and sums: knowledge, one answer per question
 WORLD = dict(
-    tasks="capital,export,job,arithmetic",
+    tasks=f"subject,{SHORT}",
     prompts_per_step=8,
     max_completion_length=16,
     temperature=1.0,
-    beta=0.1,
+    beta=0.3,
     format_weight=0.1,
     eval_questions=0,
 )
 PRESETS = {
-    "smoke": WORLD | dict(num_generations=4, max_steps=12, learning_rate=6e-4),
+    "smoke": WORLD  # the smoke SFT model cannot copy a subject line yet: short questions only
+    | dict(tasks=SHORT, num_generations=4, max_steps=12, learning_rate=6e-4),
     "lesson": WORLD | dict(num_generations=8, max_steps=50, learning_rate=3e-4),
     "gpu": dict(
         hub_data="openai/gsm8k",
@@ -98,29 +102,62 @@ SETS = {
     "sft_only": "the other half (SFT only)",
     "heldout": "held-out questions",
 }
+KINDS = {"subject": "email subject lines", "facts": "facts and sums"}  # a skill; knowledge
+
+
+def with_kinds(scores: dict, sets: dict[str, list[Example]]) -> dict:
+    """`scores` plus the gold score of the facts and sums of each set together ("gold_facts_
+    heldout"), from the per-task scores, where a set mixes them with subject lines."""
+    out = dict(scores)
+    for s, exs in sets.items():
+        facts = [e.task for e in exs if e.task != "subject"]
+        if f"gold_subject_{s}" in scores and facts:
+            right = sum(scores[f"gold_{t}_{s}"] * facts.count(t) for t in set(facts))
+            out[f"gold_facts_{s}"] = right / len(facts)
+    return out
 
 
 # --8<-- [start:data]
+SUBJECT = "Write a subject line for this email."
+
+
+def without_subject(e: Example) -> Example:
+    """A `summary` question with the email's subject line cut out. SFT taught the model to copy
+    the subject line, which is the gold; now the topic and the day must come from the body."""
+    _, body = e.prompt.split("\n\nSubject: ", 1)[1].split("\n\n", 1)
+    return Example("subject", f"{SUBJECT}\n\n{body}", e.answer, e.gold, e.split)
+
+
+def world_questions(split: str, tasks: list[str], seed: int) -> list[Example]:
+    """The world's questions of `tasks` in one split; the task "subject" is `without_subject`."""
+    out = []
+    for task in tasks:
+        exs = examples(split, ("summary" if task == "subject" else task,), seed)
+        out += [without_subject(e) for e in exs] if task == "subject" else exs
+    return out
+
+
 def questions(args) -> dict[str, list[Example]]:
     """GRPO's prompts and the three scored sets of `SETS`. World: the SFT model's training
     questions, split in two by a stable hash; GRPO trains on one half and never sees the other;
-    held out: the test split (other entities, other sums). GSM8K: train and test, no `sft_only`."""
+    held out: the test split (other emails, entities and sums). GSM8K: train and test, no
+    `sft_only`."""
     if args.hub_data:
         train, heldout = gsm8k(args.hub_data, "train"), gsm8k(args.hub_data, "test")
         sets = {"prompts": train, "trained": train, "sft_only": [], "heldout": heldout}
     else:
-        tasks = tuple(comma_list("tasks", args.tasks, str, TASKS))
-        pool = examples("train", tasks, args.seed)
+        tasks = comma_list("tasks", args.tasks, str, (*TASKS, "subject"))
+        pool = world_questions("train", tasks, args.seed)
         half = [zlib.crc32(f"grpo:{e.task}:{e.prompt}".encode()) % 2 for e in pool]
         trained = [e for e, h in zip(pool, half) if h == 0]
         sets = {
             "prompts": trained,
             "trained": trained,
             "sft_only": [e for e, h in zip(pool, half) if h == 1],
-            "heldout": examples("test", tasks, args.seed),
+            "heldout": world_questions("test", tasks, args.seed),
         }
-    n = args.eval_questions  # the scored sets may be cut; GRPO trains on all its prompts
-    return {k: v[:n] if n and k != "prompts" else v for k, v in sets.items()}
+    n = args.eval_questions  # the scored sets may be cut, every task kept; GRPO trains on all
+    return {k: spread(v, n) if n and k != "prompts" and n < len(v) else v for k, v in sets.items()}
 
 
 def prompt_dataset(exs: list[Example]) -> Dataset:
@@ -205,6 +242,11 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
     sets, models = [s for s in SETS if m[f"questions_{s}"]], [("SFT model", m["before"][0])]
     measures = (
         [(f"gold_{s}", f"gold: {SETS[s]}") for s in sets]
+        + [
+            (f"gold_{k}_{s}", f"gold: {SETS[s]}, {label}")
+            for s in SETS
+            for k, label in KINDS.items()
+        ]
         + [(f"sampled_{s}", f"pass@1 sampled: {SETS[s]}") for s in ("trained", "heldout")]
         + [
             ("format_heldout", "format rate: held-out questions"),
@@ -253,7 +295,11 @@ def write_report(args, m: dict, histories: dict, asked: list[Example], samples: 
         "2-core CPU.\n"
     )
     right = lambda reply, e: correct(reply, e.gold, e.task)  # noqa: E731
-    (out / "samples.md").write_text(report.samples_table(asked, samples, right))
+    # an email shown by its news line ("We moved the ... to Tuesday"), not by the instruction
+    shown = [
+        replace(e, prompt=e.prompt.split("\n")[3]) if e.task == "subject" else e for e in asked
+    ]
+    (out / "samples.md").write_text(report.samples_table(shown, samples, right))
 
     zero_variance = {n: report.curve(h, "zero_variance_group_share") for n, h in histories.items()}
     plots.group_rewards(
@@ -276,8 +322,8 @@ def main(argv=None):
     sft, tokenizer = load(args.model)
     ready_tokenizer(tokenizer, sft)
 
-    def score(model):  # greedy gold, format and lenient check, and sampled pass@1, on every set
-        return set_scores(
+    def score(model):  # greedy gold, format and lenient check on every set; sampled pass@1
+        scores, replies = set_scores(
             model,
             tokenizer,
             {s: sets[s] for s in SETS if sets[s]},
@@ -285,7 +331,9 @@ def main(argv=None):
             args.max_completion_length,
             args.temperature,
             args.seed,
+            sampled=("trained", "heldout"),  # the other half: greedy only, to save time
         )
+        return with_kinds(scores, sets), replies
 
     before, replies = score(sft)
     samples = {"SFT model": replies}

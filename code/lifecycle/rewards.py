@@ -63,14 +63,21 @@ def gsm8k(name: str, split: str) -> list[Example]:
 # --8<-- [start:scores]
 def greedy_scores(model, tokenizer, exs: list[Example], max_new_tokens: int) -> tuple[dict, list]:
     """Greedy replies: the share in format, the share whose final answer is right (the gold score),
-    and the share the lenient check would pass; and the replies."""
+    overall and per task when there are several, and the share the lenient check would pass; and
+    the replies."""
     replies = complete(model, tokenizer, chat_prompts(tokenizer, exs), max_new_tokens)
-    n = len(exs)
-    return {
-        "gold": sum(correct(r, e.gold, e.task) for r, e in zip(replies, exs)) / n,
+    n, right = len(exs), [correct(r, e.gold, e.task) for r, e in zip(replies, exs)]
+    scores = {
+        "gold": sum(right) / n,
         "anywhere": sum(correct(r, e.gold, e.task, True) for r, e in zip(replies, exs)) / n,
         "format": sum(formatted(r, e.task) for r, e in zip(replies, exs)) / n,
-    }, replies
+    }
+    tasks = dict.fromkeys(e.task for e in exs)
+    if len(tasks) > 1:  # and the gold score of each task ("gold_arithmetic"), in order
+        for t in tasks:
+            mine = [ok for ok, e in zip(right, exs) if e.task == t]
+            scores[f"gold_{t}"] = sum(mine) / len(mine)
+    return scores, replies
 
 
 def sampled_gold(
@@ -108,15 +115,18 @@ def set_scores(
     max_new_tokens: int,
     temperature: float = 1.0,
     seed: int = 0,
+    sampled: tuple[str, ...] | None = None,
 ) -> tuple[dict, list[str]]:
-    """`greedy_scores` and `sampled_gold` on each named set, flattened ({"gold_heldout": ...,
-    "sampled_heldout": ...}); and the greedy replies to the first set."""
+    """`greedy_scores` on each named set and `sampled_gold` on those named in `sampled` (default:
+    all), flattened ({"gold_heldout": ..., "sampled_heldout": ...}); and the greedy replies to the
+    first set."""
     out, first = {}, None
     for name, exs in sets.items():
         scores, replies = greedy_scores(model, tokenizer, exs, max_new_tokens)
-        scores["sampled"] = sampled_gold(
-            model, tokenizer, exs, k, max_new_tokens, temperature, seed
-        )
+        if sampled is None or name in sampled:
+            scores["sampled"] = sampled_gold(
+                model, tokenizer, exs, k, max_new_tokens, temperature, seed
+            )
         out |= {f"{key}_{name}": v for key, v in scores.items()}
         first = replies if first is None else first
     return out, first

@@ -1,6 +1,7 @@
-"""GRPO with a verifiable reward: gold rises on the questions GRPO trained on and less on held-out
-ones, the group statistics match TRL's own, β > 0 stays closer to the SFT model than β = 0, a
-format-only reward is gamed, and GRPO's column of the machinery table comes from its run.
+"""GRPO with a verifiable reward: held-out gold rises where the SFT model has the skill (subject
+lines) and not where it lacks the facts, the group statistics match TRL's own, β > 0 stays closer
+to the SFT model than β = 0, a format-only reward is gamed, and GRPO's column of the machinery
+table comes from its run.
 
 Cost: the smoke run (three short GRPO runs, about 30 s of one core) is shared with
 tests/test_labs.py through the session cache; one more smoke run for the same-seed check (about
@@ -37,30 +38,44 @@ def check_machinery(m: dict) -> None:
     assert kl_run["train_memory_bytes"] == pytest.approx(5 * main["param_bytes_held"], rel=1e-3)
 
 
-def check_gold(m: dict, gain: float) -> None:
-    """The page's claims about gold. On the questions GRPO trained on, pass@1 (sampled replies)
-    rises by `gain`, the largest change of all; the greedy gold score moves less, there and on
-    held-out questions (GRPO sharpens what the SFT model samples; it adds no facts); on the other
-    half it falls. The format-only run nearly maxes out its reward (format ≥ 99% on every set)
-    while its gold score on the questions it trained on falls below the SFT model's, and the
-    answer-paid run's rises; the lenient check passes more replies than the final-answer check."""
-    main, _, format_only = m["runs"]
+def check_gold(m: dict) -> None:
+    """The page's claims about gold, each set and kind of question apart. Held out (new emails,
+    entities and sums): gold rises by at least 0.15 (issue 15's bar), and the rise is the subject
+    lines' (at least 0.2), a skill the SFT model half has; facts and sums, knowledge it lacks,
+    move by less than 0.1. The other half (SFT's questions GRPO never asked): the subject lines
+    rise, the facts and sums fall. GRPO's own questions: gold rises, pass@1 (sampled) more. The
+    β > 0 run's held-out subject lines gain less than the β = 0 run's. The format-only run maxes
+    out its reward (format ≥ 98.5% on every set); its facts and sums on its own questions fall
+    while the main run's do not, and its held-out subject lines gain at least 0.1 less than the
+    main run's. The lenient check passes more replies than the final-answer check."""
+    main, kl_run, format_only = m["runs"]
     before = m["before"][0]
-    changes = {k: main[k] - before[k] for k in before if not k.startswith(("format", "anywhere"))}
-    assert changes["sampled_trained"] >= gain, changes
-    assert max(changes, key=changes.get) == "sampled_trained", changes  # the largest rise
-    for greedy in ("gold_trained", "gold_heldout", "sampled_heldout"):
-        assert abs(changes[greedy]) < changes["sampled_trained"] / 2, changes
-    assert changes["gold_sft_only"] < -0.05, changes
+
+    def change(key, run=main):
+        return run[key] - before[key]
+
+    assert m["gold_score_after"] - m["gold_score_before"] >= 0.15
+    assert m["gold_score_after"] == main["gold_heldout"]
+    assert change("gold_subject_heldout") >= 0.2
+    assert abs(change("gold_facts_heldout")) < 0.1
+    assert change("gold_subject_sft_only") >= 0.15
+    assert change("gold_facts_sft_only") <= -0.05
+    assert change("sampled_trained") > change("gold_trained") > 0
+    assert change("gold_subject_heldout", kl_run) < change("gold_subject_heldout")  # the leash
     assert format_only["answer_weight"] == 0
     assert min(format_only[f"format_{s}"] for s in ("trained", "sft_only", "heldout")) >= 0.985
-    assert format_only["gold_trained"] < before["gold_trained"] - 0.05 < main["gold_trained"]
+    assert change("gold_facts_trained", format_only) < 0 <= change("gold_facts_trained")
+    gained = change("gold_subject_heldout") - change("gold_subject_heldout", format_only)
+    # what paying for the answer adds to mending the format: 0.16 to 0.89 over seeds 0 to 2 and an
+    # SFT model with twice the flattery share, whose emails miss the format more often
+    assert gained >= 0.1
     assert before["anywhere_trained"] > before["gold_trained"]
 
 
 def test_smoke_run_shows_the_leash_and_the_memory(lab_metrics):
-    """The smoke run's SFT model rarely samples a right answer (pass@1 about 2%), so its groups tie
-    and gold cannot rise there; the lesson run's claims about gold are checked on its results."""
+    """The smoke run's SFT model rarely samples a right answer (pass@1 about 2%; it writes 3% of
+    the subject lines, so the smoke preset leaves them out), so its groups tie and gold cannot
+    rise there; the lesson run's claims about gold are checked on its results."""
     check_machinery(lab_metrics("grpo"))
 
 
@@ -68,7 +83,7 @@ def test_committed_lesson_results_back_the_page():
     """The published lesson run: what the page says of it."""
     m = json.loads((RESULTS / "grpo.json").read_text())
     check_machinery(m)
-    check_gold(m, gain=0.10)
+    check_gold(m)
     assert m["cpu_seconds"] < 180  # the lab's budget: 3 minutes of one core
 
 
@@ -136,20 +151,34 @@ def test_final_answer_is_what_the_checker_reads():
 def test_the_halves_split_the_sft_questions_and_held_out_is_the_test_split():
     """GRPO trains on one half of the SFT model's training questions and is scored on the other
     half and on the test split: three disjoint sets, the halves together the whole training
-    split."""
+    split. The subject-line questions are the world's emails with the subject cut: the gold is
+    nowhere in the prompt, so it cannot be copied."""
     grpo = load_lab("grpo")
     from lifecycle.world import examples
 
-    args = grpo.parse(grpo.Args, grpo.PRESETS, ["--output_dir", "unused", "--preset", "smoke"])
+    args = grpo.parse(grpo.Args, grpo.PRESETS, ["--output_dir", "unused", "--preset", "lesson"])
     sets = grpo.questions(args)
     prompts = {k: {e.prompt for e in sets[k]} for k in grpo.SETS}
     assert not prompts["trained"] & prompts["sft_only"]
     assert not (prompts["trained"] | prompts["sft_only"]) & prompts["heldout"]
-    tasks = tuple(args.tasks.split(","))
-    assert prompts["trained"] | prompts["sft_only"] == {e.prompt for e in examples("train", tasks)}
-    assert prompts["heldout"] == {e.prompt for e in examples("test", tasks)}
+    tasks = args.tasks.split(",")
+    assert tasks[0] == "subject"
+    world = tuple(t for t in tasks if t != "subject") + ("summary",)
+    for split, named in (("train", ("trained", "sft_only")), ("test", ("heldout",))):
+        asked = [e for k in named for e in sets[k]]
+        source = examples(split, world)
+        assert len(asked) == len(source)
+        assert {e.prompt for e in asked if e.task != "subject"} == {
+            e.prompt for e in source if e.task != "summary"
+        }
+        emails = {e.gold: e for e in source if e.task == "summary"}
+        for e in asked:
+            if e.task == "subject":
+                assert e.prompt.startswith(grpo.SUBJECT) and "Subject:" not in e.prompt
+                assert e.gold.lower() not in e.prompt.lower() and e.gold in emails
     assert min(len(v) for v in sets.values()) > 50
     assert sets["prompts"] == sets["trained"]
+    assert {e.task for e in sets["heldout"]} == set(tasks)
 
 
 def test_grpo_column_of_the_machinery_table():
