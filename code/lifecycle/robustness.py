@@ -86,6 +86,14 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
             ),
         ),
         (
+            "the measured accuracy falls more than the accuracy on the true labels",
+            lambda m: (
+                m["curve"][0]["heldout_accuracy"] - m["curve"][-1]["heldout_accuracy"]
+                > m["curve"][0]["heldout_accuracy_clean"]
+                - m["curve"][-1]["heldout_accuracy_clean"]
+            ),
+        ),
+        (
             "the proxy prefers a wrong flattering reply",
             lambda m: m["proxy_prefers_wrong_keyword_reply"] >= 0.8,
         ),
@@ -157,6 +165,10 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
         (
             "the NLL term keeps at least the gold of DPO alone at the same β",
             lambda m: _chosen(m)["gold_score"] >= _alone(m)["gold_score"],
+        ),
+        (
+            "the NLL term drifts less than DPO alone at the same β",
+            lambda m: _chosen(m)["kl_to_reference"] < _alone(m)["kl_to_reference"],
         ),
         (
             "implicit-reward accuracy about the same at every β",
