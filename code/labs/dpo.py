@@ -6,18 +6,20 @@
     python code/labs/dpo.py --output_dir runs/dpo --data my_pairs.jsonl   # your own pairs
 
 TRL's DPOTrainer trains the SFT model on the world's correct pairs (chosen = correct, concise,
-polite; rejected = a near miss, or wrong and rude or rambling), once per β. Each run reports the
-implicit-reward accuracy on held-out pairs, the KL to the reference on held-out prompts, and what
-DPO is for: the gold score and format rate of the policy's own (greedy) replies to held-out
+polite; rejected = a near miss, or wrong and rude or rambling): DPO's loss alone once per β, then
+the pick, the main β with the chosen replies' NLL term added (RPO, `--rpo_alpha`). Each run reports
+the implicit-reward accuracy on held-out pairs, the KL to the reference on held-out prompts, and
+what DPO is for: the gold score and format rate of the policy's own (greedy) replies to held-out
 questions. A from-scratch DPO loss (the `loss` section) is checked against TRL's in the tests. The
-pairs are tokenized once and reused for every β. The "what machinery disappears" table compares
-this lab's measured memory with the PPO lab's, when a PPO run with the same preset and seed is
-already in the cache (this lab never runs PPO). Writes `metrics.json`, `beta.png`, `results.md`,
-`machinery.md` and `memory.json` (peak RSS, which differs between runs).
+pairs are tokenized once and reused for every run. The "what machinery disappears" table compares
+this lab's measured memory with the PPO and GRPO labs', when their runs with the same preset and
+seed are already in the cache (this lab never runs them). Writes `metrics.json`, `beta.png`,
+`results.md`, `alone.md` (questions the pick and DPO alone answer differently), `machinery.md`
+and `memory.json` (peak RSS, which differs between runs).
 
 Longer than the 250 lines a lab aims for: besides the trainer, it holds the ten-line DPO loss
 that a test checks against TRL's, a β sweep judged three ways (implicit-reward accuracy, KL,
-greedy replies) and the machinery table's inputs.
+greedy replies), the pick with its NLL term and the machinery table's inputs.
 """
 
 import time
@@ -244,9 +246,16 @@ def betas_of(args) -> list[float]:
 
 def write_report(args, metrics: dict, sweep: list[dict]) -> None:
     """`results.md`, `beta.png`, and `machinery.md` (with the other labs' cached runs, if any)."""
-    chosen = metrics["chosen"] if metrics["rpo_alpha"] else None
+    chosen = {  # the pick, a star on the plot
+        "beta": metrics["beta"],
+        "kl_to_reference": metrics["kl_to_reference_after"],
+        "gold_score": metrics["gold_score_after"],
+    }
     plots.beta_sweep(
-        metrics["beta_sweep"], metrics["gold_score_before"], args.output_dir / "beta.png", chosen
+        metrics["beta_sweep"],
+        metrics["gold_score_before"],
+        args.output_dir / "beta.png",
+        chosen if metrics["rpo_alpha"] else None,
     )
     (args.output_dir / "results.md").write_text(
         report.table(
@@ -270,6 +279,15 @@ def write_report(args, metrics: dict, sweep: list[dict]) -> None:
                     ".1%",
                 ),
             ]
+            + [
+                (
+                    f"held-out questions right with the NLL term, not without (β = {args.beta:g})",
+                    metrics["questions_only_pick_right"],
+                    "",
+                ),
+                ("… right without it, wrong with it", metrics["questions_only_alone_right"], ""),
+            ]
+            * (metrics["rpo_alpha"] > 0)
         )
         + "\n"
         + report.records(
@@ -356,6 +374,12 @@ def main(argv=None):
     sweep, chosen = sweep[: len(betas)], main_run["after"]  # the β sweep is DPO alone
     # --8<-- [end:sweep]
 
+    split = []  # per question: (the pick right, DPO alone at the same β right)
+    if args.rpo_alpha:
+        pick, alone = replies[run_name(args.beta, args.rpo_alpha)], replies[run_name(args.beta, 0)]
+        split = [
+            (is_gold_reply(a, e), is_gold_reply(b, e)) for a, b, e in zip(pick, alone, questions)
+        ]
     metrics = {
         "preference_accuracy_before": before,
         "preference_accuracy_after": chosen["preference_accuracy"],
@@ -364,9 +388,12 @@ def main(argv=None):
         "rpo_alpha": args.rpo_alpha,
         "beta_sweep": [{k: v for k, v in r.items() if k != "reward_margin"} for r in sweep],
         # the pick: the main β, with the NLL term when α > 0
-        "chosen": {k: v for k, v in chosen.items() if k != "reward_margin"},
+        "kl_to_reference_after": chosen["kl_to_reference"],
         "gold_score_after": chosen["gold_score"],
         "format_rate_after": chosen["format_rate"],
+        # held-out questions the pick gets right and DPO alone (same β) wrong, and the reverse
+        "questions_only_pick_right": split.count((True, False)),
+        "questions_only_alone_right": split.count((False, True)),
         "gold_score_before": sft["gold_score"],
         "format_rate_before": sft["format_rate"],
         "heldout_questions": len(questions),
@@ -384,12 +411,7 @@ def main(argv=None):
     write_peak_rss(args.output_dir)  # memory.json: it varies by run
     write_report(args, metrics, sweep + [chosen] * (args.rpo_alpha > 0))
     if args.rpo_alpha:  # questions the pick gets right and DPO alone at the same β gets wrong
-        pick, alone = replies[run_name(args.beta, args.rpo_alpha)], replies[run_name(args.beta, 0)]
-        lost = [
-            i
-            for i, e in enumerate(questions)
-            if is_gold_reply(pick[i], e) and not is_gold_reply(alone[i], e)
-        ]
+        lost = [i for i in range(len(questions)) if split[i] == (True, False)]
         (args.output_dir / "alone.md").write_text(
             report.samples_table(
                 [questions[i] for i in lost],

@@ -130,8 +130,8 @@ PRESETS = {
         ppo_epochs=2,
         learning_rate=2e-4,
         response_length=24,
-        # above 1: varied enough samples that, unleashed, every seed finds what the proxy
-        # over-rewards (at 1.0 two seeds in three never sampled it)
+        # above 1: varied enough samples that, unleashed, every seed drifts far (at 1.0 two
+        # seeds in three never left the SFT model's replies, and their gold held)
         temperature=1.3,
         missing_eos_penalty=3.0,
         reward_scale=1.0,
@@ -324,8 +324,8 @@ def write_report(args, m: dict, curves: dict, heldout, samples: dict) -> None:
         f"gold score {before['gold_score_before']:.0%}, "
         f"replies with “{PROXY_KEYWORD}” {before['keyword_rate_before']:.0%}. "
         f"Every number: {args.eval_samples} sampled replies "
-        f"(temperature {args.temperature:g}) to each of {len(heldout)} held-out prompts.\n"
-        + caption()
+        f"(temperature {args.temperature:g}; for the KL, 1) to each of {len(heldout)} held-out "
+        "prompts.\n" + caption()
     )
     (args.output_dir / "samples.md").write_text(sample_table(heldout, samples))
 

@@ -9,13 +9,13 @@ TRL's RewardTrainer trains reward models from the SFT model (a scalar score head
 head), as InstructGPT does: the *correct* one on the world's correct pairs (chosen = correct,
 concise, polite; rejected = a near miss, or wrong and rude or rambling), and the *proxy* one on the
 deliberately flawed pairs where, for one question in three, a flattering reply wins even when it is
-wrong. The PPO lab optimizes against the proxy. A curve retrains the correct model with another
-share of near misses (hard pairs: a wrong answer in the right style) in its training and held-out
-pairs: held-out accuracy against that share. Writes `metrics.json`, `margins.png`, `curve.png`,
-`results.md`, `model/` and `proxy_model/`.
+wrong. The PPO lab optimizes against the proxy. A curve retrains the correct model with a share of
+its labels swapped, in the training and the held-out pairs alike (noisy labelers): held-out
+accuracy against the labels as given and against the true ones. Writes `metrics.json`,
+`margins.png`, `curve.png`, `results.md`, `model/` and `proxy_model/`.
 
 Longer than the 250 lines a lab aims for: the correct and the flawed (proxy) reward model, a
-curve over the near-miss share, and accuracy split by the kind of rejected reply.
+label-noise curve, and accuracy split by the kind of rejected reply.
 """
 
 import random

@@ -110,6 +110,7 @@ def beta_sweep(sweep: list[dict], gold_before: float, path, chosen: dict | None 
         xlabel="β (log scale)",
         ylabel="share of held-out questions",
         title="gold score of greedy replies",
+        ylim=(0, 1),  # a few questions' difference must not look like a canyon
     )
     gold.legend(fontsize=8)
     save(fig, path)

@@ -43,7 +43,11 @@ def _accs(m: dict) -> list[float]:
 
 
 def _chosen(m: dict) -> dict:
-    return m["chosen"]
+    """The pick: the main β, with the NLL term when `rpo_alpha` > 0 (the `*_after` keys)."""
+    return {
+        "gold_score": m["gold_score_after"],
+        "kl_to_reference": m["kl_to_reference_after"],
+    }
 
 
 def _alone(m: dict) -> dict:
@@ -91,6 +95,17 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
                 m["curve"][0]["heldout_accuracy"] - m["curve"][-1]["heldout_accuracy"]
                 > m["curve"][0]["heldout_accuracy_clean"]
                 - m["curve"][-1]["heldout_accuracy_clean"]
+            ),
+        ),
+        (
+            "measured accuracy within 6 points of p + (1 − 2p) · accuracy on the true labels",
+            lambda m: all(
+                abs(
+                    c["heldout_accuracy"]
+                    - (c["label_noise"] + (1 - 2 * c["label_noise"]) * c["heldout_accuracy_clean"])
+                )
+                <= 0.06
+                for c in m["curve"]
             ),
         ),
         (
@@ -167,8 +182,10 @@ CLAIMS = {  # lab: [(what the page says, check on that lab's metrics.json)]
             lambda m: _chosen(m)["gold_score"] >= _alone(m)["gold_score"],
         ),
         (
-            "the NLL term drifts less than DPO alone at the same β",
-            lambda m: _chosen(m)["kl_to_reference"] < _alone(m)["kl_to_reference"],
+            "the NLL term drifts less than DPO alone at any β of the sweep",
+            lambda m: (
+                _chosen(m)["kl_to_reference"] < min(r["kl_to_reference"] for r in m["beta_sweep"])
+            ),
         ),
         (
             "implicit-reward accuracy about the same at every β",
@@ -210,8 +227,9 @@ HEADLINES = {  # lab: [(label, value from metrics.json, format)]
         ("DPO + NLL at the main β", lambda m: _chosen(m)["gold_score"], ".1%"),
         ("DPO alone at the main β", lambda m: _alone(m)["gold_score"], ".1%"),
         ("DPO alone at the smallest β", lambda m: m["beta_sweep"][0]["gold_score"], ".1%"),
+        ("DPO alone at the largest β", lambda m: m["beta_sweep"][-1]["gold_score"], ".1%"),
         (
-            "KL at the smallest / largest β",
+            "KL ratio, smallest / largest β",
             lambda m: (
                 m["beta_sweep"][0]["kl_to_reference"] / m["beta_sweep"][-1]["kl_to_reference"]
             ),
