@@ -367,7 +367,6 @@ def main(argv=None):
             replies[run_name(beta, alpha)] = said
             main_run = {
                 "after": sweep[-1],
-                "history": trainer.state.log_history,
                 "memory": model_memory({"policy": policy}, {"reference": ref}, trainer.optimizer),
                 "pairs": (len(trainer.train_dataset), len(trainer.eval_dataset)),
             }

@@ -170,9 +170,8 @@ def label_noise_curve(args, model_path, train, heldout, rates: list[float]) -> l
         ]
         trainer = train_reward_model(args, model_path, noisy, f"label_noise{rate:g}")
         chosen, rejected = pair_scores(trainer.model, trainer.processing_class, heldout)
-        held = torch.tensor(
-            [i in flipped(len(heldout), rate, args.seed + 1) for i in range(len(heldout))]
-        )
+        wrong = flipped(len(heldout), rate, args.seed + 1)  # held-out labels swapped
+        held = torch.tensor([i in wrong for i in range(len(heldout))])
         curve.append(
             {
                 "label_noise": rate,
