@@ -1,7 +1,7 @@
 """DPO: preferences without a judge. No reward model, no sampling, no value model; a β sweep.
 
     python code/labs/dpo.py --output_dir runs/dpo                  # lesson preset, CPU minutes
-    python code/labs/dpo.py --output_dir runs/dpo --preset smoke   # seconds
+    python code/labs/dpo.py --output_dir runs/dpo --preset smoke   # half a minute
     python code/labs/dpo.py --output_dir runs/dpo --preset gpu     # gpt2 on UltraFeedback
     python code/labs/dpo.py --output_dir runs/dpo --data my_pairs.jsonl   # your own pairs
 
@@ -103,7 +103,7 @@ PRESETS = {
         tasks="capital,export,job,summary",
         beta=0.1,
         betas="0.1,1.0",
-        max_steps=30,
+        max_steps=60,
         batch_size=16,
         learning_rate=2e-4,
         max_length=128,

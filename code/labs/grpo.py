@@ -2,7 +2,7 @@
 the differences within the group.
 
     python code/labs/grpo.py --output_dir runs/grpo                  # lesson preset: CPU minutes
-    python code/labs/grpo.py --output_dir runs/grpo --preset smoke   # seconds
+    python code/labs/grpo.py --output_dir runs/grpo --preset smoke   # half a minute
     python code/labs/grpo.py --output_dir runs/grpo --preset gpu     # real gpt2 on openai/gsm8k
     python code/labs/grpo.py --output_dir runs/grpo --num_generations 4 --beta 0.3   # your G and β
 
@@ -80,8 +80,7 @@ WORLD = dict(
     eval_questions=0,
 )
 PRESETS = {
-    "smoke": WORLD  # the smoke SFT model cannot copy a subject line yet: short questions only
-    | dict(tasks=SHORT, num_generations=4, max_steps=12, learning_rate=6e-4),
+    "smoke": WORLD | dict(num_generations=8, max_steps=24, learning_rate=6e-4),
     "lesson": WORLD | dict(num_generations=8, max_steps=50, learning_rate=3e-4),
     "gpu": dict(
         hub_data="openai/gsm8k",

@@ -1,7 +1,7 @@
 """PPO against a flawed reward model: optimize reward, on a KL leash.
 
     python code/labs/ppo.py --output_dir runs/ppo                  # lesson preset, CPU minutes
-    python code/labs/ppo.py --output_dir runs/ppo --preset smoke   # seconds
+    python code/labs/ppo.py --output_dir runs/ppo --preset smoke   # about a minute
     python code/labs/ppo.py --output_dir runs/ppo --preset gpu     # gpt2 (SFT, reward on gpt2)
     # your own sweep:
     python code/labs/ppo.py --output_dir runs/ppo --kl_coefs 0,0.3,1,3 --tuned_kl_coef 1
@@ -106,19 +106,21 @@ class Args(LabArgs):
 
 PRESETS = {
     "smoke": dict(
-        kl_coefs="0,1",
-        tuned_kl_coef=1.0,
-        episodes=256,
+        # a third fewer episodes than the lesson: at beta 1 the proxy rose by under 3 standard
+        # errors within them, at 0.5 by 4 (gold rising too)
+        kl_coefs="0,0.5",
+        tuned_kl_coef=0.5,
+        episodes=512,
         batch_size=16,
         mini_batches=2,
         ppo_epochs=2,
-        learning_rate=2e-4,
-        response_length=20,
-        temperature=1.0,
+        learning_rate=4e-4,
+        response_length=32,
+        temperature=1.3,
         missing_eos_penalty=3.0,
         reward_scale=1.0,
         tasks="summary",
-        eval_samples=1,
+        eval_samples=4,
         checkpoints="2,8,16",
     ),
     "lesson": dict(

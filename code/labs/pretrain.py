@@ -49,7 +49,7 @@ class Args(LabArgs):
 PRESETS = {
     "smoke": dict(
         model="smoke",
-        max_steps=150,
+        max_steps=600,
         batch_size=8,
         block_size=64,
         learning_rate=3e-3,

@@ -1,7 +1,7 @@
 """Supervised fine-tuning: the pretrained base continues text, the SFT model answers.
 
     python code/labs/sft.py --output_dir runs/sft                      # lesson preset, CPU minutes
-    python code/labs/sft.py --output_dir runs/sft --preset smoke       # seconds
+    python code/labs/sft.py --output_dir runs/sft --preset smoke       # about a minute
     python code/labs/sft.py --output_dir runs/sft --preset gpu         # gpt2 on trl-lib/Capybara
     python code/labs/sft.py --output_dir runs/sft --data my_chats.jsonl  # your own chats
 
@@ -84,11 +84,11 @@ class Args(LabArgs):
 
 PRESETS = {
     "smoke": dict(
-        max_steps=120,
+        max_steps=800,  # twice the lesson's: the smaller model learns to copy subject lines later
         batch_size=16,
         learning_rate=3e-3,
-        train_examples=200,
-        noisy_examples=800,
+        train_examples=500,
+        noisy_examples=1000,
         noise_share=0.6,
         hack_share=0.05,
         style_share=0.2,

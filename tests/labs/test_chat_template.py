@@ -8,9 +8,12 @@ from conftest import ROOT, load_lab, run_lab
 def test_right_template_beats_wrong_ones(lab_metrics):
     m = lab_metrics("chat_template")
     assert m["format_rate_right_template"] >= 0.7
-    # the smoke SFT model answers few questions right, so its gap shows in the format rate
     assert m["format_rate_right_template"] - m["format_rate_wrong_template"] >= 0.3
-    assert m["task_accuracy_right_template"] >= m["task_accuracy_wrong_template"]
+    # wrong markers: hardly an answer right; no template at all: some survive
+    right = m["task_accuracy_right_template"]
+    assert m["task_accuracy_wrong_template"] <= 0.05
+    assert right - m["task_accuracy_wrong_template"] >= 0.4
+    assert right - m["task_accuracy_no_template"] >= 0.15
 
 
 def test_templates_render_differently():

@@ -1,25 +1,20 @@
 """PPO against the proxy reward model, at the smoke preset (the session's smoke chain; the PPO
-stage itself about 40 s of CPU): without a KL leash the policy drifts further from the reference,
-and the over-optimization curve is recorded at every checkpoint. The smoke SFT model (tiny, 120
-steps) answers almost no held-out email right, so at this size PPO has nothing to optimize or to
-lose: the proxy and gold directions are checked on the published lesson results against every claim
-of the page (tests/test_rlhf_claims.py), and on seeds 0, 1 and 2 by `make robustness`."""
+stage itself about 55 s of CPU): every direction the page claims, with the same `CLAIMS` that check
+the published lesson run (tests/test_rlhf_claims.py) and seeds 0, 1 and 2 (`make robustness`), and
+the over-optimization curve recorded at every checkpoint."""
 
 import pytest
 
 from conftest import error_line, run_lab
+from lifecycle.robustness import failures
 
 
-def by_coef(runs: list[dict]) -> dict[float, dict]:
-    return {r["kl_coef"]: r for r in runs}
-
-
-def test_no_kl_drifts_further(lab_metrics):
-    m = lab_metrics("ppo")
-    runs = by_coef(m["runs"])
-    free, tuned = runs[0.0], runs[m["tuned_kl_coef"]]
-    assert free["kl_final"] > 2 * tuned["kl_final"]
-    assert free["gold_score_after"] <= tuned["gold_score_after"]
+def test_smoke_run_keeps_every_claim_of_the_page(lab_metrics):
+    """The smoke SFT model writes most held-out subject lines right (sampled at temperature 1.3,
+    about 60% word for word), so there is gold to keep: on its leash PPO raises the proxy clearly
+    and gold with it; unleashed, it takes up the flattery, the proxy rises furthest, gold
+    collapses after an early peak and KL is many times the leashed run's."""
+    assert failures("ppo", lab_metrics("ppo")) == []
 
 
 def test_overoptimization_curve_has_every_checkpoint(lab_metrics):

@@ -6,6 +6,13 @@ published lesson results: tests/test_rlhf_claims.py.)"""
 import json
 
 from conftest import ROOT, comparable, error_line, load_lab, run_lab
+from lifecycle.robustness import failures
+
+
+def test_smoke_run_keeps_every_claim_of_the_page(lab_metrics):
+    """Every direction the page claims, checked by the same `CLAIMS` as the published lesson run
+    and `make robustness` (the smoke curve has two points: 0% and 40% of the labels swapped)."""
+    assert failures("reward", lab_metrics("reward")) == []
 
 
 def test_correct_rm_ranks_style_pairs_and_some_near_misses(lab_metrics):
