@@ -16,7 +16,7 @@ def test_perplexity_falls(lab_metrics):
 
 
 def test_same_seed_same_metrics(lab_metrics, tmp_path):
-    """A fresh second run against the session's cached one (same command, seed 0): about 12 CPU s."""
+    """A fresh second run against the session's cached one (same command, seed 0): 12 CPU s."""
     run_lab("pretrain", "--output_dir", str(tmp_path), "--preset", "smoke")
     again = json.loads((tmp_path / "metrics.json").read_text())
     assert comparable(again) == comparable(lab_metrics("pretrain"))
