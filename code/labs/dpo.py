@@ -46,7 +46,7 @@ from lifecycle.rlhf import (
     preference_accuracy,
     split_heldout,
 )
-from lifecycle.stages import cached_results, stage_model
+from lifecycle.stages import cached_results, check_model, stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, check_format, examples, pairs
@@ -321,10 +321,11 @@ def main(argv=None):
     set_seed(args.seed)
     tasks = tuple(comma_list("tasks", args.tasks, choices=TASKS)) if args.tasks else TASKS
     train, heldout = data(args, tasks)  # first, so a bad file fails before any model is built
-    args.model = args.model or stage_model("sft", args.preset, args.seed)
     in_file = len(train) + len(heldout)
-    if args.data:
-        train, heldout = fit_splits(args.model, train, heldout, args.max_length, "dpo", args.data)
+    if args.data:  # the whole file, before the SFT stage runs
+        checked_on = args.model or check_model(args.preset, args.seed)
+        train, heldout = fit_splits(checked_on, train, heldout, args.max_length, "dpo", args.data)
+    args.model = args.model or stage_model("sft", args.preset, args.seed)
     start = time.perf_counter()  # DPO's own time, not the SFT stage's
     # held-out: the pairs' questions are the training split
     questions = examples("test", tasks, args.seed)

@@ -32,7 +32,7 @@ from lifecycle.data import fit_splits, read_pairs
 from lifecycle.device import measured_on
 from lifecycle.models import load
 from lifecycle.rlhf import hub_pairs, pair_dataset, pair_scores, preference_accuracy, split_heldout
-from lifecycle.stages import stage_model
+from lifecycle.stages import check_model, stage_model
 from lifecycle.tokenizer import ready_tokenizer
 from lifecycle.training import trainer_defaults
 from lifecycle.world import TASKS, pairs, proxy_pairs
@@ -284,15 +284,16 @@ def main(argv=None):
         rates = []  # the curve is the lesson's, on the world's pairs
     set_seed(args.seed)
     (train, heldout), (proxy_train, proxy_heldout) = data(args)
+    in_file = len(train) + len(heldout)
+    if args.data:  # the whole file, before the SFT stage runs
+        steps = (args.batch_size, args.epochs, LOGGING_STEPS)  # enough pairs for one logged step
+        checked_on = args.model or check_model(args.preset, args.seed)
+        train, heldout = fit_splits(
+            checked_on, train, heldout, args.max_length, "reward", args.data, steps
+        )
     # as InstructGPT: start from SFT
     model_path = args.model or stage_model("sft", args.preset, args.seed)
     start = time.perf_counter()  # the reward models' own time, not the SFT stage's
-    in_file = len(train) + len(heldout)
-    if args.data:
-        steps = (args.batch_size, args.epochs, LOGGING_STEPS)  # enough pairs for one logged step
-        train, heldout = fit_splits(
-            model_path, train, heldout, args.max_length, "reward", args.data, steps
-        )
 
     # --8<-- [start:evaluate]
     trainer = train_reward_model(args, model_path, train, "correct")

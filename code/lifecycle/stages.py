@@ -190,6 +190,16 @@ def stage_model(lab: str, preset: str, seed: int = 0, name: str = "model") -> st
         ) from None
 
 
+def check_model(preset: str, seed: int = 0) -> str:
+    """A model with the tokenizer and context length the SFT stage's model will have, to check a
+    reader's file against before that stage runs: at an offline preset the pretraining stage's
+    model (SFT keeps its base's tokenizer and context; that stage is seconds at smoke, where the
+    SFT stage is a minute), at the gpu preset the SFT stage's own."""
+    if preset in ("smoke", "lesson"):
+        return str(base_model(preset, seed))
+    return stage_model("sft", preset, seed)
+
+
 def base_model(preset: str, seed: int = 0) -> Path:
     """The pretrained base model (a `save_pretrained` folder) for an offline preset."""
     return ensure_stage("pretrain", preset, seed) / "model"
