@@ -38,60 +38,55 @@ def check_machinery(m: dict) -> None:
     assert kl_run["train_memory_bytes"] == pytest.approx(5 * main["param_bytes_held"], rel=1e-3)
 
 
-def check_gold(m: dict) -> None:
-    """The page's claims about gold, each set and kind of question apart. Held out (new emails,
-    entities and sums): gold rises by at least 0.15 (issue 15's bar), and the rise is the subject
-    lines' (at least 0.2), a skill the SFT model half has; facts and sums, knowledge it lacks,
-    move by less than 0.1. The other half (SFT's questions GRPO never asked): the subject lines
-    rise, the facts and sums fall. GRPO's own questions: gold rises, pass@1 (sampled) more. The
-    β > 0 run's held-out subject lines gain less than the β = 0 run's. The format-only run maxes
-    out its reward (format ≥ 98.5% on every set); its facts and sums on its own questions fall
-    while the main run's do not, and its held-out subject lines gain at least 0.1 less than the
-    main run's. The lenient check passes more replies than the final-answer check."""
-    main, kl_run, format_only = m["runs"]
-    before = m["before"][0]
-
-    def change(key, run=main):
-        return run[key] - before[key]
-
-    assert m["gold_score_after"] - m["gold_score_before"] >= 0.15
-    assert m["gold_score_after"] == main["gold_heldout"]
-    assert change("gold_subject_heldout") >= 0.2
-    assert abs(change("gold_facts_heldout")) < 0.1
-    assert change("gold_subject_sft_only") >= 0.15
-    assert change("gold_facts_sft_only") <= -0.05
-    assert change("sampled_trained") > change("gold_trained") > 0
-    assert change("gold_subject_heldout", kl_run) < change("gold_subject_heldout")  # the leash
-    assert format_only["answer_weight"] == 0
-    assert min(format_only[f"format_{s}"] for s in ("trained", "sft_only", "heldout")) >= 0.985
-    assert change("gold_facts_trained", format_only) < 0 <= change("gold_facts_trained")
-    gained = change("gold_subject_heldout") - change("gold_subject_heldout", format_only)
-    # what paying for the answer adds to mending the format: 0.16 to 0.89 over seeds 0 to 2 and an
-    # SFT model with twice the flattery share, whose emails miss the format more often
-    assert gained >= 0.1
-    assert before["anywhere_trained"] > before["gold_trained"]
-
-
-def test_smoke_run_raises_gold(lab_metrics):
-    """The smoke run (24 steps of G = 8, about 30 s of CPU): held-out gold rises by at least 0.05,
-    and the rise is the subject lines' (at least 0.1), a skill the SFT model half has; facts and
-    sums, knowledge it lacks, move by less than 0.1. On GRPO's own questions pass@1 (sampled)
-    rises more than greedy gold, which rises too; the format-only run maxes out its reward. The
-    lesson's bars (0.15, 0.2) and the rest of the page's claims: the test below, on its results."""
-    m = lab_metrics("grpo")
-    check_machinery(m)
+def check_rise(m: dict, overall: float, subject: float):
+    """Held-out gold (new emails, entities and sums) rises by at least `overall`, and the rise is
+    the subject lines' (at least `subject`), a skill the SFT model half has; facts and sums,
+    knowledge it lacks, move by less than 0.1. On GRPO's own questions greedy gold rises, pass@1
+    (sampled) more. The format-only run maxes out its reward (format ≥ 98.5% on every set).
+    Returns `change(key, run)`: a run's change over the SFT model (default: the main run)."""
     main, _, format_only = m["runs"]
     before = m["before"][0]
 
     def change(key, run=main):
         return run[key] - before[key]
 
-    assert m["gold_score_after"] - m["gold_score_before"] >= 0.05
+    assert m["gold_score_after"] - m["gold_score_before"] >= overall
     assert m["gold_score_after"] == main["gold_heldout"]
-    assert change("gold_subject_heldout") >= 0.1
+    assert change("gold_subject_heldout") >= subject
     assert abs(change("gold_facts_heldout")) < 0.1
     assert change("sampled_trained") > change("gold_trained") > 0
+    assert format_only["answer_weight"] == 0
     assert min(format_only[f"format_{s}"] for s in ("trained", "sft_only", "heldout")) >= 0.985
+    return change
+
+
+def check_gold(m: dict) -> None:
+    """The page's claims about gold, each set and kind of question apart: `check_rise` at issue
+    15's bar (0.15 overall, 0.2 on subject lines); the other half (SFT's questions GRPO never
+    asked): the subject lines rise, the facts and sums fall. The β > 0 run's held-out subject lines
+    gain less than the β = 0 run's. The format-only run's facts and sums on its own questions fall
+    while the main run's do not, and its held-out subject lines gain at least 0.1 less than the
+    main run's. The lenient check passes more replies than the final-answer check."""
+    change = check_rise(m, overall=0.15, subject=0.2)
+    _, kl_run, format_only = m["runs"]
+    assert change("gold_subject_sft_only") >= 0.15
+    assert change("gold_facts_sft_only") <= -0.05
+    assert change("gold_subject_heldout", kl_run) < change("gold_subject_heldout")  # the leash
+    assert change("gold_facts_trained", format_only) < 0 <= change("gold_facts_trained")
+    gained = change("gold_subject_heldout") - change("gold_subject_heldout", format_only)
+    # what paying for the answer adds to mending the format: 0.16 to 0.89 over seeds 0 to 2 and an
+    # SFT model with twice the flattery share, whose emails miss the format more often
+    assert gained >= 0.1
+    assert m["before"][0]["anywhere_trained"] > m["before"][0]["gold_trained"]
+
+
+def test_smoke_run_raises_gold(lab_metrics):
+    """The smoke run (24 steps of G = 8, about 30 s of CPU): `check_rise` at lower bars
+    (0.05 overall, 0.1 on subject lines). The lesson's bars and the rest of the page's claims: the
+    test below, on its results."""
+    m = lab_metrics("grpo")
+    check_machinery(m)
+    check_rise(m, overall=0.05, subject=0.1)
 
 
 def test_committed_lesson_results_back_the_page():
