@@ -17,11 +17,14 @@ def test_sft_teaches_the_format(lab_metrics):
     assert m["task_accuracy_after"] >= m["task_accuracy_before"]
 
 
-def test_smoke_run_keeps_every_claim_of_the_page(lab_metrics):
-    """The same `CLAIMS` as the published lesson run and `make robustness`: the format is learned,
-    held-out accuracy rises by more than 30 points, and 500 clean rows beat 1,000 noisy ones
-    trained for as many steps (the smoke stage: about 60 s of CPU, both runs)."""
-    assert failures("sft", lab_metrics("sft")) == []
+def test_smoke_run_keeps_every_claim_it_measures(lab_metrics):
+    """The same `CLAIMS` as the published lesson run and `make robustness`: the format is learned
+    and held-out accuracy rises by more than 30 points (the smoke stage: about 40 CPU s). The
+    smoke preset skips the noisy run, which would double that, so "clean beats noisy" is checked
+    on the lesson run only (test_committed_lesson_results_meet_the_targets, `make robustness`)."""
+    m = lab_metrics("sft")
+    assert "task_accuracy_noisy_large" not in m
+    assert failures("sft", m, skip=("clean data beats the larger noisy set",)) == []
 
 
 def test_sft_saves_a_loadable_model(lab_metrics):
