@@ -6,18 +6,11 @@ Labs are found by glob, never by a hand list: a new lab is tested the moment it 
 import pytest
 
 from conftest import LABS, ROOT
-from lifecycle.stages import STAGES
+from lifecycle.stages import depth
 
 LAB_NAMES = sorted(p.stem for p in LABS.glob("*.py") if not p.stem.startswith("_"))
-
-
-def chain(lab: str) -> int:
-    """How many earlier stages a lab's smoke run waits for, along its longest path (ppo: 3)."""
-    return max((1 + chain(up) for up in STAGES[lab].needs), default=0)
-
-
-# the longest chain first, so the other test worker can build the shorter ones meanwhile
-BY_CHAIN = sorted(LAB_NAMES, key=lambda lab: (-chain(lab), lab))
+# the longest stage chain first, so the other test worker can build the shorter ones meanwhile
+BY_CHAIN = sorted(LAB_NAMES, key=lambda lab: (-depth(lab), lab))
 
 
 def test_labs_exist():

@@ -78,6 +78,12 @@ STAGES = {  # lifecycle order: the nav and the labs index follow it
 # --8<-- [end:graph]
 
 
+def depth(lab: str) -> int:
+    """How many earlier stages a lab's run waits for along its longest chain (pretrain: 0, sft: 1,
+    ppo: 3, as ppo needs reward, which needs sft)."""
+    return max((1 + depth(up) for up in STAGES[lab].needs), default=0)
+
+
 def _module_file(dotted: str) -> Path | None:
     """`lifecycle.world.tasks` -> code/lifecycle/world/tasks.py (a package: its __init__.py)."""
     parts = dotted.split(".")

@@ -14,6 +14,7 @@ import json
 
 from conftest import ROOT
 from gpu.conftest import check
+from lifecycle.stages import depth
 
 RESULTS = ROOT / "snippets" / "results"
 
@@ -68,14 +69,7 @@ LESSON_ONLY = {
 
 def lab_order() -> list[str]:
     """Every lab (found by glob), those with fewer earlier stages first."""
-    depth = {}
-
-    def d(lab):
-        if lab not in depth:
-            depth[lab] = 1 + max((d(up) for up in check.upstream(lab)), default=-1)
-        return depth[lab]
-
-    return sorted(check.lab_names(), key=lambda lab: (d(lab), lab))
+    return sorted(check.lab_names(), key=lambda lab: (depth(lab), lab))
 
 
 def half(i: int) -> list[str]:
